@@ -1,0 +1,65 @@
+"""Fields every experiment config has, with their defaults. Experiment files change values,
+never add keys, so every config takes the same command-line overrides."""
+
+import ml_collections
+
+from research.config import parse_arg  # noqa: F401  (re-exported for config files)
+
+
+def base_config() -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict()
+    config.seed = 0
+
+    config.data = ml_collections.ConfigDict()
+    config.data.name = "fashion_mnist"
+    config.data.source = "auto"  # auto: local files when present, else the TFDS catalog.
+    config.data.idx_dir = ""  # Fashion-MNIST IDX files; "" is the Debian package's directory.
+    config.data.tfds_dir = ""  # Where TFDS prepares datasets; "" is TFDS's default.
+    config.data.batch_size = 128
+
+    config.model = mlp_model()
+
+    config.opt = ml_collections.ConfigDict()
+    config.opt.name = "adam"  # sgd | momentum | adam | adamw
+    config.opt.lr = 1e-3
+    config.opt.schedule = "constant"  # constant | cosine | linear, after a linear warmup.
+    config.opt.warmup_steps = 0
+    config.opt.end_lr_factor = 0.0  # Final lr of cosine/linear decay, as a fraction of lr.
+    config.opt.weight_decay = 0.0
+    config.opt.clip_norm = 0.0  # Global-norm clipping; 0 disables it.
+    config.opt.momentum = 0.9
+    config.opt.nesterov = False
+    config.opt.b1 = 0.9
+    config.opt.b2 = 0.999
+    config.opt.eps = 1e-8
+
+    config.train = ml_collections.ConfigDict()
+    config.train.epochs = 10.0
+    config.train.steps = 0  # When above 0, overrides epochs.
+    config.train.log_every = 50
+    config.train.eval_every = 0  # 0: once per epoch.
+    config.train.checkpoint_every = 0  # 0: at every evaluation.
+    config.train.keep = 3  # The latest checkpoints kept, besides the best one.
+    config.train.best_metric = "eval/test/accuracy"
+    config.train.best_mode = "max"
+
+    config.eval = ml_collections.ConfigDict()
+    config.eval.split = "test"
+    config.eval.batch_size = 1000
+
+    config.mesh = ml_collections.ConfigDict()
+    config.mesh.num_devices = 0  # 0: every local device.
+
+    config.init_from = ""  # A workdir whose latest params start this run.
+    return config
+
+
+def mlp_model(hidden_sizes=(128, 64)) -> ml_collections.ConfigDict:
+    return ml_collections.ConfigDict({
+        "name": "mlp", "hidden_sizes": hidden_sizes, "activation": "relu", "dropout": 0.0})
+
+
+def cnn_model(conv_features=(32, 64), dense_sizes=(128,)) -> ml_collections.ConfigDict:
+    return ml_collections.ConfigDict({
+        "name": "cnn", "conv_features": conv_features, "kernel_size": 3,
+        "dense_sizes": dense_sizes, "activation": "relu", "dropout": 0.0})

@@ -1,0 +1,35 @@
+"""What every program does the same way: quiet library logs, one error line and exit 1 for
+bad input."""
+
+import logging
+import os
+import sys
+
+from absl import logging as absl_logging
+
+from research.errors import UserError
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_PROJECT_DIRS = tuple(os.path.join(_ROOT, name) + os.sep for name in ("research", "experiments"))
+
+
+class _ProjectInfoOnly(logging.Filter):
+    """Info lines from this project pass; libraries (Orbax logs every file it writes) need
+    warning level."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or record.pathname.startswith(_PROJECT_DIRS)
+
+
+def run_or_exit(fn, *args, **kwargs):
+    absl_logging.get_absl_handler().python_handler.addFilter(_ProjectInfoOnly())
+    try:
+        return fn(*args, **kwargs)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
+def summary_line(results: dict) -> str:
+    return " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                    for k, v in results.items() if not isinstance(v, list))

@@ -1,0 +1,30 @@
+"""Evaluates a checkpoint of a finished or running workdir on a split.
+
+  python -m experiments.evaluate --workdir=runs/fashion_mnist_cnn [--checkpoint=best|latest|STEP]
+      [--split=test]
+"""
+
+from absl import app, flags
+
+from experiments import common
+
+flags.DEFINE_string("workdir", None, "Workdir of a run of experiments.train.")
+flags.DEFINE_string("checkpoint", "best", "best, latest or a saved step number.")
+flags.DEFINE_string("split", "test", "Dataset split to evaluate on.")
+flags.mark_flags_as_required(["workdir"])
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from research import evaluation
+
+    flags_ = flags.FLAGS
+    results = common.run_or_exit(
+        evaluation.evaluate_workdir, flags_.workdir, checkpoint_name=flags_.checkpoint,
+        split_name=flags_.split)
+    print(common.summary_line(results))
+
+
+if __name__ == "__main__":
+    app.run(main)

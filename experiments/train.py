@@ -1,0 +1,35 @@
+"""Trains a config into a workdir; rerunning the same command resumes it.
+
+  python -m experiments.train --config=configs/fashion_mnist_cnn.py --workdir=runs/cnn \
+      [--config.opt.lr=3e-3 ...] [--allow_config_change]
+"""
+
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from experiments import common
+
+config_flags.DEFINE_config_file("config", None, "Experiment config file.", lock_config=True)
+flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and results.")
+flags.DEFINE_bool("allow_config_change", False,
+                  "Continue a workdir whose config.json differs from this config.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from research import train  # Imported after flag parsing: --help stays fast.
+
+    result = common.run_or_exit(
+        train.train_and_evaluate, flags.FLAGS.config, flags.FLAGS.workdir,
+        allow_config_change=flags.FLAGS.allow_config_change)
+    if result["status"] == "stopped":
+        sys.exit(128 + result["signal"])
+    print(common.summary_line(result))
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,1 @@
+"""research: pure-function JAX training, from config to checkpoints and results."""

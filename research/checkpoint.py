@@ -1,0 +1,114 @@
+"""Checkpoints: the only module that talks to Orbax.
+
+A checkpoint at step N holds the train state after N steps and the data iterator's position,
+so a resumed run continues with the batch an uninterrupted run would have seen next.
+"""
+
+import os
+import shutil
+
+import grain
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+from absl import logging
+
+from research.errors import UserError
+
+_policies = ocp.checkpoint_managers
+
+
+def abstract_like(tree):
+    """Shapes, dtypes and shardings of `tree`, the target Orbax restores into."""
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), tree)
+
+
+class Checkpoints:
+    """Saves every so often and keeps the latest `keep` plus the best by `best_metric`."""
+
+    def __init__(self, directory: str, *, keep: int = 3, best_metric: str = "",
+                 best_mode: str = "max", read_only: bool = False):
+        self.directory = os.path.abspath(directory)
+        policies = [_policies.LatestN(n=keep)]
+        if best_metric:
+            if best_mode not in ("min", "max"):
+                raise UserError(f"checkpoint best_mode must be 'min' or 'max', not {best_mode!r}")
+            policies.append(_policies.BestN(
+                get_metric_fn=lambda metrics: metrics[best_metric], reverse=best_mode == "min",
+                n=1, keep_checkpoints_without_metrics=False))
+        options = ocp.CheckpointManagerOptions(
+            preservation_policy=_policies.AnyPreservationPolicy(policies),
+            best_fn=(lambda metrics: metrics[best_metric]) if best_metric else None,
+            best_mode=best_mode, read_only=read_only, create=not read_only,
+            cleanup_tmp_directories=not read_only)
+        self._manager = ocp.CheckpointManager(self.directory, options=options)
+
+    def steps(self) -> list[int]:
+        return sorted(self._manager.all_steps())
+
+    def save(self, step: int, state, data_iterator, metrics: dict | None = None) -> None:
+        self._manager.save(step, args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state),
+            data=grain.checkpoint.CheckpointSave(data_iterator)), metrics=metrics, force=True)
+
+    def resolve(self, which: str) -> int:
+        """'latest', 'best' or a step number, as a saved step."""
+        steps = self.steps()
+        if not steps:
+            raise UserError(f"no checkpoints in {self.directory}")
+        if which == "latest":
+            return steps[-1]
+        if which == "best":
+            return self._manager.best_step()
+        if which.isdigit() and int(which) in steps:
+            return int(which)
+        raise UserError(f"no checkpoint {which!r} in {self.directory}; saved steps: {steps}; "
+                        "use latest, best or one of those steps")
+
+    def restore(self, step: int, abstract_state, data_iterator=None):
+        items = {"state": ocp.args.StandardRestore(abstract_state)}
+        if data_iterator is not None:
+            items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
+        return self._manager.restore(step, args=ocp.args.Composite(**items)).state
+
+    def restore_latest_good(self, abstract_state, data_iterator):
+        """Restores the newest readable checkpoint, or returns None when there is none.
+
+        An unreadable checkpoint (a corrupt file, say) is moved to `<dir>_corrupt/` with a
+        warning, never deleted, and the one before it is tried.
+        """
+        for step in reversed(self.steps()):
+            try:
+                return self.restore(step, abstract_state, data_iterator)
+            except Exception as e:  # Orbax and TensorStore raise many types for a bad file.
+                aside = os.path.join(self.directory + "_corrupt", str(step))
+                logging.warning("checkpoint %d is unreadable (%s: %s); moved it to %s and trying "
+                                "an older one", step, type(e).__name__, str(e).splitlines()[0], aside)
+                os.makedirs(os.path.dirname(aside), exist_ok=True)
+                shutil.move(os.path.join(self.directory, str(step)), aside)
+                self._manager.reload()
+        return None
+
+    def close(self) -> None:
+        self._manager.wait_until_finished()
+        self._manager.close()
+
+
+def load_params(workdir: str, target_params):
+    """The params of `workdir`'s latest checkpoint, checked against `target_params`' shapes
+    and placed like them (for `config.init_from`)."""
+    directory = os.path.join(workdir, "checkpoints")
+    if not os.path.isdir(directory):
+        raise UserError(f"init_from: {workdir} has no checkpoints/ directory")
+    checkpoints = Checkpoints(directory, read_only=True)
+    step = checkpoints.resolve("latest")
+    restored = checkpoints._manager.restore(
+        step, args=ocp.args.Composite(state=ocp.args.StandardRestore())).state["params"]
+    checkpoints.close()
+    want = jax.tree.map(np.shape, target_params)
+    have = jax.tree.map(np.shape, restored)
+    if want != have:
+        raise UserError(f"init_from: the params of {workdir} (step {step}) do not match this "
+                        f"model's: {have} vs {want}")
+    return jax.tree.map(lambda new, old: jax.device_put(np.asarray(new, old.dtype), old.sharding),
+                        restored, target_params)

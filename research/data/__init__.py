@@ -1,0 +1,1 @@
+"""Datasets (TFDS builders for offline sources) and the input pipeline."""

@@ -1,0 +1,55 @@
+"""scikit-learn's digits (1,797 8x8 images, 10 classes) as a TFDS dataset.
+
+sklearn ships no split; this builder fixes one: a stratified 80/20 split seeded with 0, so
+every machine sees the same 1,437 training and 360 test images. Pixels (0..16) are scaled to
+uint8 0..255 so the data looks like every other image dataset here.
+"""
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+_SPLIT_SEED = 0
+_TEST_FRACTION = 0.2
+
+
+def split_indices(labels: np.ndarray) -> dict[str, np.ndarray]:
+    """Stratified split: the first 20% of each class, in a seeded permutation, go to test."""
+    rng = np.random.default_rng(_SPLIT_SEED)
+    test = []
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        test.append(members[: round(len(members) * _TEST_FRACTION)])
+    test = np.sort(np.concatenate(test))
+    train = np.setdiff1d(np.arange(len(labels)), test)
+    return {"train": train, "test": test}
+
+
+class Digits(tfds.core.GeneratorBasedBuilder):
+    """sklearn digits, 8x8x1 uint8, fixed stratified 80/20 split."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "Seeded stratified 80/20 split of sklearn.datasets.load_digits."}
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        return self.dataset_info_from_configs(
+            features=tfds.features.FeaturesDict({
+                "image": tfds.features.Tensor(shape=(8, 8, 1), dtype=np.uint8),
+                "label": tfds.features.ClassLabel(num_classes=10),
+            }),
+            supervised_keys=("image", "label"),
+        )
+
+    def _split_generators(self, dl_manager):
+        del dl_manager  # Shipped inside scikit-learn.
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        images = np.minimum(np.rint(digits.images * 16), 255).astype(np.uint8)[..., None]
+        return {
+            split: self._generate_examples(images[idx], digits.target[idx], idx)
+            for split, idx in split_indices(digits.target).items()
+        }
+
+    def _generate_examples(self, images, labels, ids):
+        for image, label, example_id in zip(images, labels, ids, strict=True):
+            yield int(example_id), {"image": image, "label": int(label)}

@@ -1,0 +1,51 @@
+"""Evaluation: one pass of the eval step over a split, every example exactly once."""
+
+import os
+
+import jax
+import numpy as np
+
+from research import metrics, sharding
+from research.data import pipeline
+from research.data.sources import Split
+
+
+def evaluate(eval_step, state, split: Split, *, batch_size: int, mesh) -> tuple[dict, np.ndarray]:
+    """Loss, accuracy, macro precision/recall/F1 and the confusion matrix of `split`."""
+    totals = None
+    for batch in pipeline.eval_batches(split.arrays, batch_size=batch_size):
+        sums = eval_step(state, sharding.put_batch(batch, mesh))
+        totals = sums if totals is None else jax.tree.map(lambda a, b: a + b, totals, sums)
+    totals = jax.device_get(totals)
+    confusion = np.asarray(totals["confusion"])
+    summary = {"loss": float(totals["loss_sum"]) / len(split), **metrics.classification_summary(confusion)}
+    return summary, confusion
+
+
+def evaluate_workdir(workdir: str, *, checkpoint_name: str = "best", split_name: str = "test") -> dict:
+    """Evaluates a saved checkpoint of a run on a split; writes
+    evaluations/step<N>_<split>.json and plots/confusion_<split>_step<N>.png."""
+    from research import checkpoint, experiment, plots
+    from research import workdir as workdir_lib
+
+    config = workdir_lib.load_config(workdir)
+    config.eval.split = split_name
+    exp = experiment.build(config)
+    state = experiment.initial_state(exp, config.seed)
+    checkpoints = checkpoint.Checkpoints(
+        os.path.join(workdir, "checkpoints"), read_only=True,
+        best_metric=config.train.best_metric, best_mode=config.train.best_mode)
+    step = checkpoints.resolve(checkpoint_name)
+    state = checkpoints.restore(step, checkpoint.abstract_like(state))
+    checkpoints.close()
+    _, eval_step = experiment.jit_steps(exp, config.seed, state)
+    summary, confusion = evaluate(
+        eval_step, state, exp.eval_data, batch_size=config.eval.batch_size, mesh=exp.mesh)
+    results = {"step": step, "checkpoint": checkpoint_name,
+               **{f"eval/{split_name}/{k}": v for k, v in summary.items()},
+               f"eval/{split_name}/confusion_matrix": confusion.tolist()}
+    workdir_lib.write_json(os.path.join(workdir, "evaluations", f"step{step}_{split_name}.json"), results)
+    plots.confusion_matrix(confusion, exp.eval_data.class_names,
+                           os.path.join(workdir, "plots", f"confusion_{split_name}_step{step}.png"),
+                           title=f"{split_name}, step {step}")
+    return results

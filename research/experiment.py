@@ -1,0 +1,67 @@
+"""What a config builds: data, model, optimizer, mesh, the initial state and the jitted steps.
+
+Shared by training and by every program that restores a run (evaluate, export, ...).
+"""
+
+import dataclasses
+import math
+
+import jax
+import numpy as np
+import optax
+
+from research import models, optim, sharding, steps
+from research.data import sources
+from research.errors import UserError
+from research.state import TrainState, init_state
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """What a config builds: the pieces the step functions and the loop are made from."""
+
+    model: object
+    tx: optax.GradientTransformation
+    schedule: optax.Schedule
+    train_data: sources.Split
+    eval_data: sources.Split
+    mesh: jax.sharding.Mesh
+    steps_per_epoch: int
+    total_steps: int
+
+
+def build(config) -> Experiment:
+    mesh = sharding.make_mesh(config.mesh.num_devices)
+    sharding.check_batch_size(config.data.batch_size, mesh, "data.batch_size")
+    sharding.check_batch_size(config.eval.batch_size, mesh, "eval.batch_size")
+    train_data = sources.load_split(config.data, "train")
+    eval_data = sources.load_split(config.data, config.eval.split)
+    steps_per_epoch = math.ceil(len(train_data) / config.data.batch_size)
+    total_steps = config.train.steps or round(config.train.epochs * steps_per_epoch)
+    if total_steps <= 0:
+        raise UserError("nothing to train: set --config.train.steps or --config.train.epochs above 0")
+    tx, schedule = optim.make_optimizer(config.opt, total_steps)
+    return Experiment(
+        model=models.build(config.model, train_data.num_classes), tx=tx, schedule=schedule,
+        train_data=train_data, eval_data=eval_data, mesh=mesh,
+        steps_per_epoch=steps_per_epoch, total_steps=total_steps)
+
+
+def initial_state(experiment: Experiment, seed: int) -> TrainState:
+    """The state at step 0, made on device and replicated over the mesh."""
+    example_input = np.zeros((1, *experiment.train_data.arrays["image"].shape[1:]), np.float32)
+    init = lambda: init_state(experiment.model, experiment.tx, example_input, seed)  # noqa: E731
+    return jax.jit(init, out_shardings=sharding.replicated(experiment.mesh))()
+
+
+def jit_steps(experiment: Experiment, seed: int, state: TrainState):
+    """train_step (state donated) and eval_step, each compiled once for this mesh."""
+    state_sharding = jax.tree.map(lambda x: x.sharding, state)
+    replicated = sharding.replicated(experiment.mesh)
+    train_step = jax.jit(
+        steps.make_train_step(experiment.model, experiment.tx, experiment.schedule, seed),
+        donate_argnums=0, out_shardings=(state_sharding, replicated))
+    eval_step = jax.jit(
+        steps.make_eval_step(experiment.model, experiment.train_data.num_classes),
+        out_shardings=replicated)
+    return train_step, eval_step

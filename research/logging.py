@@ -1,0 +1,64 @@
+"""Where metrics go: metrics.jsonl, TensorBoard event files and the console."""
+
+import json
+import os
+import sys
+import time
+
+from tensorboard.compat.proto import event_pb2, summary_pb2
+from tensorboard.summary.writer.event_file_writer import EventFileWriter
+from tqdm import tqdm
+
+
+def read_metrics(workdir: str) -> list[dict]:
+    path = os.path.join(workdir, "metrics.jsonl")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+class MetricWriter:
+    """Appends {"step": …, name: value} rows to metrics.jsonl and TensorBoard.
+
+    Opened at the step a run resumes from: rows past it, written by an interrupted process
+    after its last checkpoint, are dropped from metrics.jsonl (the resumed run writes them
+    again, with the same values) and TensorBoard is told to discard them too.
+    """
+
+    def __init__(self, workdir: str, start_step: int):
+        self._path = os.path.join(workdir, "metrics.jsonl")
+        kept = [row for row in read_metrics(workdir) if row["step"] <= start_step]
+        with open(self._path + ".tmp", "w") as f:
+            f.writelines(json.dumps(row) + "\n" for row in kept)
+        os.replace(self._path + ".tmp", self._path)
+        self._jsonl = open(self._path, "a")
+        # TensorBoard uses the step of the scalar library's file-version/SessionLog events;
+        # a START session log at `start_step` makes it purge orphaned later points.
+        self._events = EventFileWriter(workdir)
+        self._events.add_event(event_pb2.Event(
+            wall_time=time.time(), step=start_step,
+            session_log=event_pb2.SessionLog(status=event_pb2.SessionLog.START)))
+
+    def write(self, step: int, scalars: dict[str, float]) -> None:
+        self._jsonl.write(json.dumps({"step": step, **scalars}) + "\n")
+        self._jsonl.flush()
+        self._events.add_event(event_pb2.Event(
+            wall_time=time.time(), step=step,
+            summary=summary_pb2.Summary(value=[
+                summary_pb2.Summary.Value(tag=name, simple_value=value)
+                for name, value in scalars.items()])))
+
+    def flush(self) -> None:
+        self._events.flush()
+
+    def close(self) -> None:
+        self._jsonl.close()
+        self._events.close()
+
+
+def progress_bar(total_steps: int, start_step: int) -> tqdm:
+    """Steps done, ETA and rate on the console; plain periodic lines when not on a terminal."""
+    interactive = sys.stderr.isatty()
+    return tqdm(total=total_steps, initial=start_step, unit="step", dynamic_ncols=True,
+                mininterval=0.5 if interactive else 30.0, file=sys.stderr, smoothing=0.1)

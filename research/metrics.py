@@ -1,0 +1,40 @@
+"""Classification metrics: per-batch pieces computed on device, summaries on the host."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def confusion_matrix(labels: jax.Array, predictions: jax.Array, mask: jax.Array,
+                     num_classes: int) -> jax.Array:
+    """[true class, predicted class] counts of the rows where `mask` is set."""
+    counts = jnp.zeros((num_classes, num_classes), jnp.int32)
+    return counts.at[labels, predictions].add(mask.astype(jnp.int32))
+
+
+def classification_summary(confusion: np.ndarray) -> dict[str, float]:
+    """Accuracy and macro precision/recall/F1 from a confusion matrix.
+
+    Matches sklearn's macro averages with zero_division=0: a class never predicted has
+    precision 0, a class never present has recall 0.
+    """
+    confusion = np.asarray(confusion, dtype=np.float64)
+    true_positives = np.diag(confusion)
+    predicted = confusion.sum(axis=0)
+    actual = confusion.sum(axis=1)
+    precision = np.divide(true_positives, predicted, out=np.zeros_like(true_positives), where=predicted > 0)
+    recall = np.divide(true_positives, actual, out=np.zeros_like(true_positives), where=actual > 0)
+    denominator = precision + recall
+    f1 = np.divide(2 * precision * recall, denominator, out=np.zeros_like(denominator), where=denominator > 0)
+    return {
+        "accuracy": float(true_positives.sum() / max(confusion.sum(), 1)),
+        "precision": float(precision.mean()),
+        "recall": float(recall.mean()),
+        "f1": float(f1.mean()),
+    }
+
+
+def mean_over_steps(step_metrics: list[dict]) -> dict[str, float]:
+    """Host means of a list of per-step scalar metric dicts (one device fetch for all)."""
+    fetched = jax.device_get(step_metrics)
+    return {name: float(np.mean([m[name] for m in fetched])) for name in fetched[0]}

@@ -1,0 +1,55 @@
+"""PNG figures of a run: learning curves and confusion matrices."""
+
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def learning_curves(rows: list[dict], path: str, title: str = "") -> None:
+    """Loss and accuracy against step, train and every eval split found in `rows`."""
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+    for name in sorted({k for row in rows for k in row}):
+        if not name.endswith(("/loss", "/accuracy")):
+            continue
+        points = [(row["step"], row[name]) for row in rows if name in row]
+        ax = ax_loss if name.endswith("/loss") else ax_acc
+        ax.plot(*zip(*points, strict=True), label=name, marker="o" if name.startswith("eval/") else None,
+                markersize=3)
+    for ax, label in ((ax_loss, "loss"), (ax_acc, "accuracy")):
+        ax.set_xlabel("step")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    ax_loss.set_yscale("log")
+    fig.suptitle(title)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def confusion_matrix(confusion: np.ndarray, class_names: list[str], path: str, title: str = "") -> None:
+    confusion = np.asarray(confusion)
+    fig, ax = plt.subplots(figsize=(7, 6))
+    image = ax.imshow(confusion, cmap="Blues")
+    fig.colorbar(image, ax=ax)
+    ticks = np.arange(len(class_names))
+    ax.set_xticks(ticks, class_names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(ticks, class_names, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    threshold = confusion.max() / 2
+    for (i, j), count in np.ndenumerate(confusion):
+        ax.text(j, i, str(count), ha="center", va="center", fontsize=7,
+                color="white" if count > threshold else "black")
+    ax.set_title(title)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def _save(fig, path: str) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,40 @@
+"""Device mesh and shardings: batches split over the `data` axis, parameters replicated."""
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from research.errors import UserError
+
+DATA_AXIS = "data"
+
+
+def make_mesh(num_devices: int = 0) -> Mesh:
+    """A 1-D `data` mesh over the first `num_devices` devices (0: all of them)."""
+    devices = jax.devices()
+    if num_devices:
+        if num_devices > len(devices):
+            raise UserError(f"mesh.num_devices={num_devices} but only {len(devices)} devices exist")
+        devices = devices[:num_devices]
+    return Mesh(np.asarray(devices), (DATA_AXIS,))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, PartitionSpec())
+
+
+def batch_sharded(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
+
+
+def check_batch_size(batch_size: int, mesh: Mesh, what: str) -> None:
+    if batch_size % mesh.size:
+        raise UserError(
+            f"{what}={batch_size} is not divisible by the {mesh.size} devices of the mesh; "
+            f"use a multiple of {mesh.size}")
+
+
+def put_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
+    """Host batch (this process's rows) to a global array sharded over `data`."""
+    sharding = batch_sharded(mesh)
+    return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}

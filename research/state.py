@@ -1,0 +1,30 @@
+"""The train state: everything that changes during training, as one pytree."""
+
+from typing import Any
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+
+@flax.struct.dataclass
+class TrainState:
+    step: jax.Array
+    params: Any
+    opt_state: Any
+    model_state: Any  # Non-trained collections such as batch_stats; {} when the model has none.
+
+    @property
+    def variables(self) -> dict:
+        return {"params": self.params, **self.model_state}
+
+
+def init_state(model: nn.Module, tx: optax.GradientTransformation, example_input, seed: int) -> TrainState:
+    """Initial state from `key(seed)`; pure, so it can be jitted or shape-evaluated."""
+    variables = model.init(jax.random.key(seed), example_input, train=False)
+    params = variables.pop("params")
+    return TrainState(
+        step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
+        model_state=dict(variables))

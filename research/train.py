@@ -1,0 +1,136 @@
+"""The training loop: init or restore, iterate, log, evaluate, checkpoint.
+
+Everything that changes is in the train state, the data iterator or on disk; the loop only
+moves batches in, metrics out and checkpoints to disk.
+"""
+
+import math
+import os
+import sys
+import time
+
+import numpy as np
+from absl import logging
+
+from research import checkpoint, evaluation, metrics, plots, sharding
+from research import logging as metric_logging
+from research import workdir as workdir_lib
+from research.data import pipeline
+from research.errors import UserError
+from research.experiment import build, initial_state, jit_steps
+from research.preemption import StopRequest
+
+
+def _intervals(train_config, steps_per_epoch: int) -> tuple[int, int, int]:
+    eval_every = train_config.eval_every or steps_per_epoch
+    return train_config.log_every, eval_every, train_config.checkpoint_every or eval_every
+
+
+def train_and_evaluate(config, workdir: str, *, allow_config_change: bool = False) -> dict:
+    """Trains `config` in `workdir`, resuming from its latest checkpoint, and returns the final
+    results (also written to results.json). Returns early, after saving a checkpoint, when the
+    process receives SIGTERM or SIGINT; the returned dict then has "status": "stopped"."""
+    workdir_lib.prepare(workdir, config.to_dict(), allow_config_change=allow_config_change)
+    session = {"started": workdir_lib.now(), "argv": list(sys.argv), "status": "running"}
+    wall_start = time.time()
+    experiment = build(config)
+    state = initial_state(experiment, config.seed)
+    train_iterator = pipeline.train_batches(
+        experiment.train_data.arrays, batch_size=config.data.batch_size, seed=config.seed)
+    checkpoints = checkpoint.Checkpoints(
+        os.path.join(workdir, "checkpoints"), keep=config.train.keep,
+        best_metric=config.train.best_metric, best_mode=config.train.best_mode)
+    restored = checkpoints.restore_latest_good(checkpoint.abstract_like(state), train_iterator)
+    if restored is not None:
+        state = restored
+    elif config.init_from:
+        state = state.replace(params=checkpoint.load_params(config.init_from, state.params))
+    start_step = int(state.step)
+    session["start_step"] = start_step
+    workdir_lib.record_session(workdir, session)
+    if start_step:
+        logging.info("resuming %s from step %d", workdir, start_step)
+
+    train_step, eval_step = jit_steps(experiment, config.seed, state)
+    split_name = config.eval.split
+    run_eval = lambda: evaluation.evaluate(  # noqa: E731
+        eval_step, state, experiment.eval_data, batch_size=config.eval.batch_size,
+        mesh=experiment.mesh)
+    writer = metric_logging.MetricWriter(workdir, start_step)
+    log_every, eval_every, checkpoint_every = _intervals(config.train, experiment.steps_per_epoch)
+    total_steps = experiment.total_steps
+    pending, window_start, window_steps, examples_per_sec = [], time.time(), 0, []
+
+    def flush_train_metrics(step: int) -> None:
+        """Logs the mean of the steps since the last flush; stops on a non-finite loss."""
+        nonlocal pending, window_start, window_steps
+        if not pending:
+            return
+        train = metrics.mean_over_steps(pending)
+        if not all(math.isfinite(v) for v in train.values()):
+            raise UserError(
+                f"non-finite training metrics before step {step} ({train}); stopped without "
+                f"saving, the last good checkpoint is step {max(checkpoints.steps(), default=0)}; "
+                "lower --config.opt.lr or set --config.opt.clip_norm")
+        elapsed = time.time() - window_start
+        rate = window_steps * config.data.batch_size / elapsed
+        examples_per_sec.append(rate)
+        writer.write(step, {**{f"train/{k}": v for k, v in train.items()},
+                            "perf/examples_per_sec": rate,
+                            "perf/step_time_ms": 1000 * elapsed / window_steps,
+                            "epoch": step / experiment.steps_per_epoch})
+        bar.set_postfix(loss=f"{train['loss']:.4f}", ex_per_s=f"{rate:,.0f}")
+        pending, window_start, window_steps = [], time.time(), 0
+
+    step = start_step
+    with StopRequest() as stop, metric_logging.progress_bar(total_steps, start_step) as bar:
+        while step < total_steps and stop.signum is None:
+            batch = sharding.put_batch(next(train_iterator), experiment.mesh)
+            state, step_metrics = train_step(state, batch)
+            step += 1
+            pending.append(step_metrics)
+            window_steps += 1
+            bar.update(1)
+            done = step == total_steps
+            save = done or step % checkpoint_every == 0
+            if save or step % log_every == 0:
+                flush_train_metrics(step)
+            eval_metrics = None
+            if done or step % eval_every == 0:
+                summary, _ = run_eval()
+                eval_metrics = {f"eval/{split_name}/{k}": v for k, v in summary.items()}
+                writer.write(step, eval_metrics)
+                logging.info("step %d: %s", step, " ".join(f"{k}={v:.4f}" for k, v in eval_metrics.items()))
+            if save:
+                checkpoints.save(step, state, train_iterator, metrics=eval_metrics)
+                writer.flush()
+            if eval_metrics or save:
+                window_start = time.time()  # Eval and checkpoint time is not step time.
+        if stop.signum is not None and step < total_steps:
+            flush_train_metrics(step)
+            checkpoints.save(step, state, train_iterator)
+    checkpoints.close()
+    writer.close()
+
+    session.update(end_step=step, ended=workdir_lib.now(), wall_time_s=round(time.time() - wall_start, 2),
+                   train_examples_per_sec=float(np.median(examples_per_sec)) if examples_per_sec else None)
+    if step < total_steps:
+        session["status"] = f"stopped by signal {stop.signum} at step {step}"
+        workdir_lib.record_session(workdir, session)
+        logging.warning("stopped by signal %d at step %d; checkpoint saved, rerun to resume",
+                        stop.signum, step)
+        return {"status": "stopped", "signal": stop.signum, "step": step}
+
+    summary, confusion = run_eval()
+    results = {"step": step, "epochs": step / experiment.steps_per_epoch,
+               **{f"eval/{split_name}/{k}": v for k, v in summary.items()},
+               f"eval/{split_name}/confusion_matrix": confusion.tolist()}
+    workdir_lib.write_json(os.path.join(workdir, "results.json"), results)
+    plots.learning_curves(metric_logging.read_metrics(workdir),
+                          os.path.join(workdir, "plots", "learning_curves.png"), title=workdir)
+    plots.confusion_matrix(confusion, experiment.eval_data.class_names,
+                           os.path.join(workdir, "plots", f"confusion_{split_name}.png"),
+                           title=f"{split_name}, step {step}")
+    session["status"] = "finished"
+    workdir_lib.record_session(workdir, session)
+    return {"status": "finished", **results}

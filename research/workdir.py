@@ -1,0 +1,126 @@
+"""A run's workdir: its config.json (a rerun with another config is refused) and its
+manifest.json (what produced it: commit, packages, devices, argv, times)."""
+
+import datetime
+import importlib.metadata
+import json
+import os
+import platform
+import subprocess
+import sys
+
+import jax
+
+from research.errors import UserError
+
+PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "grain", "tensorflow-datasets",
+            "numpy", "ml-collections", "absl-py")
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _config_diff(old: dict, new: dict, prefix: str = "") -> list[str]:
+    diffs = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key, "<absent>"), new.get(key, "<absent>")
+        if isinstance(a, dict) and isinstance(b, dict):
+            diffs += _config_diff(a, b, f"{prefix}{key}.")
+        elif a != b:
+            diffs.append(f"{prefix}{key}: {a!r} -> {b!r}")
+    return diffs
+
+
+def prepare(workdir: str, config_dict: dict, *, allow_config_change: bool = False) -> None:
+    """Makes `workdir` the home of this config, or checks that it already is.
+
+    A non-empty directory without config.json, or one whose config.json differs, is refused
+    (the latter unless `allow_config_change`, which keeps the old file as config.<n>.json).
+    """
+    path = os.path.join(workdir, "config.json")
+    config_json = json.loads(json.dumps(config_dict))  # Tuples become lists, as when read back.
+    if os.path.exists(path):
+        with open(path) as f:
+            old = json.load(f)
+        diffs = _config_diff(old, config_json)
+        if not diffs:
+            return
+        if not allow_config_change:
+            raise UserError(
+                f"workdir {workdir} holds a run with a different config ({'; '.join(diffs[:5])}"
+                f"{'; …' if len(diffs) > 5 else ''}); use a new --workdir, or pass "
+                "--allow_config_change to continue that run with this config")
+        n = 1
+        while os.path.exists(os.path.join(workdir, f"config.{n}.json")):
+            n += 1
+        os.replace(path, os.path.join(workdir, f"config.{n}.json"))
+    elif os.path.isdir(workdir) and os.listdir(workdir):
+        raise UserError(f"workdir {workdir} is not empty and has no config.json, so it is not a "
+                        "run of this project; choose a new or empty --workdir")
+    os.makedirs(workdir, exist_ok=True)
+    write_json(path, config_json)
+
+
+def load_config(workdir: str):
+    """The resolved config a run was trained with, from its config.json."""
+    import ml_collections
+
+    path = os.path.join(workdir, "config.json")
+    if not os.path.exists(path):
+        raise UserError(f"{workdir} has no config.json: not a workdir of this project")
+    with open(path) as f:
+        return ml_collections.ConfigDict(json.load(f))
+
+
+def _git(*args: str) -> str | None:
+    try:
+        return subprocess.run(["git", "-C", _REPO, *args], capture_output=True, text=True,
+                              check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def environment() -> dict:
+    """What produced a run, as far as it can change the numbers."""
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "git_commit": _git("rev-parse", "HEAD"),
+        "git_dirty": None if status is None else bool(status),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": {name: _version(name) for name in PACKAGES},
+        "devices": [str(d) for d in jax.devices()],
+        "backend": jax.default_backend(),
+        "process_count": jax.process_count(),
+    }
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+def record_session(workdir: str, session: dict) -> None:
+    """Adds or updates this process's entry in manifest.json; the environment is refreshed."""
+    path = os.path.join(workdir, "manifest.json")
+    manifest = {"sessions": []}
+    if os.path.exists(path):
+        with open(path) as f:
+            manifest = json.load(f)
+    sessions = [s for s in manifest["sessions"] if s["started"] != session["started"]]
+    manifest.update(environment())
+    manifest["sessions"] = sessions + [session]
+    write_json(path, manifest)
+
+
+def write_json(path: str, obj) -> None:
+    """Written to a temporary file and renamed, so a kill never leaves half a file."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        json.dump(obj, f, indent=2)
+        f.write("\n")
+    os.replace(path + ".tmp", path)
