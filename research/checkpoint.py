@@ -71,6 +71,12 @@ class Checkpoints:
             items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
         return self._manager.restore(step, args=ocp.args.Composite(**items)).state
 
+    def restore_raw(self, step: int) -> dict:
+        """The saved train state as a tree of arrays, without a target (for inspection and
+        for warm starts from runs of another config)."""
+        return self._manager.restore(
+            step, args=ocp.args.Composite(state=ocp.args.StandardRestore())).state
+
     def restore_latest_good(self, abstract_state, data_iterator):
         """Restores the newest readable checkpoint, or returns None when there is none.
 
@@ -102,8 +108,7 @@ def load_params(workdir: str, target_params):
         raise UserError(f"init_from: {workdir} has no checkpoints/ directory")
     checkpoints = Checkpoints(directory, read_only=True)
     step = checkpoints.resolve("latest")
-    restored = checkpoints._manager.restore(
-        step, args=ocp.args.Composite(state=ocp.args.StandardRestore())).state["params"]
+    restored = checkpoints.restore_raw(step)["params"]
     checkpoints.close()
     want = jax.tree.map(np.shape, target_params)
     have = jax.tree.map(np.shape, restored)

@@ -30,10 +30,10 @@ def train_and_evaluate(config, workdir: str, *, allow_config_change: bool = Fals
     """Trains `config` in `workdir`, resuming from its latest checkpoint, and returns the final
     results (also written to results.json). Returns early, after saving a checkpoint, when the
     process receives SIGTERM or SIGINT; the returned dict then has "status": "stopped"."""
-    workdir_lib.prepare(workdir, config.to_dict(), allow_config_change=allow_config_change)
-    session = {"started": workdir_lib.now(), "argv": list(sys.argv), "status": "running"}
     wall_start = time.time()
-    experiment = build(config)
+    session = {"started": workdir_lib.now(), "argv": list(sys.argv), "status": "running"}
+    experiment = build(config)  # Before touching the workdir: bad data or config leave it as it was.
+    workdir_lib.prepare(workdir, config.to_dict(), allow_config_change=allow_config_change)
     state = initial_state(experiment, config.seed)
     train_iterator = pipeline.train_batches(
         experiment.train_data.arrays, batch_size=config.data.batch_size, seed=config.seed)

@@ -1,0 +1,36 @@
+"""Shared fixtures. The test process sees 4 CPU devices, so sharded and single-device runs
+can be compared in one process (a mesh may use any number of them)."""
+
+import os
+import subprocess
+import sys
+
+os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4").strip()
+
+import pytest  # noqa: E402
+
+from configs import digits_mlp  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="session")
+def tfds_dir(tmp_path_factory):
+    """One TFDS data dir for the session: digits is prepared once."""
+    return str(tmp_path_factory.mktemp("tfds"))
+
+
+@pytest.fixture
+def digits_config(tfds_dir):
+    """The tiny digits MLP config, reading data from the session's TFDS dir."""
+    config = digits_mlp.get_config()
+    config.data.tfds_dir = tfds_dir
+    return config
+
+
+def run_program(module: str, *flags: str, timeout: float = 300, **popen_kwargs):
+    """Runs `python -m module flags...` from the repo root; returns the CompletedProcess."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *flags], cwd=ROOT, capture_output=True, text=True,
+        timeout=timeout, **popen_kwargs)

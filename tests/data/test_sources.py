@@ -1,0 +1,93 @@
+import gzip
+import os
+import struct
+
+import numpy as np
+import pytest
+
+from configs import common
+from research.data import sources
+from research.data.digits import builder as digits_builder
+from research.data.fashion_mnist_idx import builder as idx_builder
+from research.errors import UserError
+
+
+def write_idx(path, array):
+    with gzip.open(path, "wb") as f:
+        f.write(struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape))
+        f.write(array.astype(np.uint8).tobytes())
+
+
+@pytest.fixture
+def idx_dir(tmp_path):
+    """A miniature Fashion-MNIST in IDX files: 12 train and 5 test images."""
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for split, n in (("train", 12), ("t10k", 5)):
+        arrays[split] = (rng.integers(0, 256, (n, 28, 28)), rng.integers(0, 10, n))
+        write_idx(tmp_path / f"{split}-images-idx3-ubyte.gz", arrays[split][0])
+        write_idx(tmp_path / f"{split}-labels-idx1-ubyte.gz", arrays[split][1])
+    return tmp_path, arrays
+
+
+def fashion_config(idx_path, tfds_path, source="auto"):
+    config = common.base_config().data
+    config.update(name="fashion_mnist", idx_dir=str(idx_path), tfds_dir=str(tfds_path), source=source)
+    return config
+
+
+def test_fashion_mnist_builder_reads_idx_files(idx_dir, tmp_path):
+    path, arrays = idx_dir
+    for split, idx_name in (("train", "train"), ("test", "t10k")):
+        data = sources.load_split(fashion_config(path, tmp_path / "tfds"), split)
+        images, labels = arrays[idx_name]
+        assert data.arrays["image"].shape == (len(labels), 28, 28, 1)
+        assert data.arrays["image"].dtype == np.uint8
+        np.testing.assert_array_equal(data.arrays["image"][..., 0], images)
+        np.testing.assert_array_equal(data.arrays["label"], labels)
+        assert data.num_classes == 10 and data.class_names[9] == "Ankle boot"
+
+
+def test_missing_idx_files_name_the_fix(tmp_path):
+    with pytest.raises(UserError, match="apt-get install dataset-fashion-mnist"):
+        sources.load_split(fashion_config(tmp_path / "nowhere", tmp_path / "tfds", source="local"), "train")
+
+
+def test_truncated_idx_file_is_rejected(tmp_path):
+    write_idx(tmp_path / "x.gz", np.zeros((3, 28, 28)))
+    with gzip.open(tmp_path / "x.gz", "rb") as f:
+        data = f.read()
+    with gzip.open(tmp_path / "y.gz", "wb") as f:
+        f.write(data[:-10])
+    with pytest.raises(ValueError, match="truncated"):
+        idx_builder.read_idx(str(tmp_path / "y.gz"))
+
+
+@pytest.mark.skipif(not os.path.exists(idx_builder.DEFAULT_IDX_DIR), reason="Debian files not installed")
+def test_debian_fashion_mnist_files_have_the_published_sizes():
+    directory = idx_builder.DEFAULT_IDX_DIR
+    assert idx_builder.read_idx(f"{directory}/t10k-images-idx3-ubyte.gz").shape == (10000, 28, 28)
+    labels = idx_builder.read_idx(f"{directory}/train-labels-idx1-ubyte.gz")
+    assert labels.shape == (60000,)
+    np.testing.assert_array_equal(np.bincount(labels), [6000] * 10)
+
+
+def test_digits_split_is_fixed_stratified_and_disjoint(digits_config):
+    train = sources.load_split(digits_config.data, "train")
+    test = sources.load_split(digits_config.data, "test")
+    assert (len(train), len(test)) == (1437, 360)
+    assert train.arrays["image"].shape[1:] == (8, 8, 1)
+    counts = np.bincount(test.arrays["label"]) / np.bincount(train.arrays["label"])
+    assert np.all((counts > 0.2) & (counts < 0.3))  # Every class is split about 80/20.
+    from sklearn.datasets import load_digits
+    split = digits_builder.split_indices(load_digits().target)
+    assert not set(split["train"]) & set(split["test"])
+
+
+def test_unknown_dataset_and_split(digits_config):
+    digits_config.data.name = "imagenet"
+    with pytest.raises(UserError, match="unknown dataset"):
+        sources.load_split(digits_config.data, "train")
+    digits_config.data.name = "digits"
+    with pytest.raises(UserError, match="no split 'validation'"):
+        sources.load_split(digits_config.data, "validation")

@@ -1,0 +1,36 @@
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from sklearn import metrics as sk
+
+from research import metrics
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_summary_matches_sklearn_macro_averages(seed):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 5, size=300)
+    predictions = np.where(rng.random(300) < 0.6, labels, rng.integers(0, 4, size=300))  # 4 never predicted.
+    confusion = sk.confusion_matrix(labels, predictions, labels=range(5))
+
+    summary = metrics.classification_summary(confusion)
+
+    assert summary["accuracy"] == pytest.approx(sk.accuracy_score(labels, predictions))
+    for name, fn in [("precision", sk.precision_score), ("recall", sk.recall_score), ("f1", sk.f1_score)]:
+        expected = fn(labels, predictions, labels=range(5), average="macro", zero_division=0)
+        assert summary[name] == pytest.approx(expected), name
+
+
+def test_confusion_matrix_counts_only_masked_rows():
+    labels = jnp.array([0, 1, 2, 2, 1, 0])
+    predictions = jnp.array([0, 2, 2, 1, 1, 1])
+    mask = jnp.array([True, True, True, True, False, False])
+
+    confusion = metrics.confusion_matrix(labels, predictions, mask, num_classes=3)
+
+    np.testing.assert_array_equal(confusion, sk.confusion_matrix([0, 1, 2, 2], [0, 2, 2, 1], labels=range(3)))
+
+
+def test_mean_over_steps():
+    means = metrics.mean_over_steps([{"loss": jnp.array(1.0)}, {"loss": jnp.array(3.0)}])
+    assert means == {"loss": 2.0}
