@@ -5,6 +5,7 @@ import logging
 import os
 import sys
 
+from absl import flags
 from absl import logging as absl_logging
 
 from research.errors import UserError
@@ -19,6 +20,20 @@ class _ProjectInfoOnly(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return record.levelno >= logging.WARNING or record.pathname.startswith(_PROJECT_DIRS)
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl flag parsing (pass as app.run's flags_parser) that also turns ml_collections'
+    error for an unknown --config.KEY, which absl lets through as a traceback, into one line."""
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        print(f"error: {e}", file=sys.stderr)
+    except (AttributeError, KeyError) as e:
+        overrides = [a for a in argv[1:] if a.startswith("--config.")]
+        detail = " ".join(str(e).replace("\\n", " ").replace("\\'", "").strip("'\"").split())
+        print(f"error: unknown config key in {' '.join(overrides)}: {detail}", file=sys.stderr)
+    sys.exit(1)
 
 
 def run_or_exit(fn, *args, **kwargs):

@@ -6,6 +6,7 @@ so a resumed run continues with the batch an uninterrupted run would have seen n
 
 import os
 import shutil
+from typing import NamedTuple
 
 import grain
 import jax
@@ -21,6 +22,11 @@ _policies = ocp.checkpoint_managers
 def abstract_like(tree):
     """Shapes, dtypes and shardings of `tree`, the target Orbax restores into."""
     return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), tree)
+
+
+class Resumed(NamedTuple):
+    state: object
+    pending_train_metrics: list[dict]
 
 
 class Checkpoints:
@@ -46,10 +52,15 @@ class Checkpoints:
     def steps(self) -> list[int]:
         return sorted(self._manager.all_steps())
 
-    def save(self, step: int, state, data_iterator, metrics: dict | None = None) -> None:
+    def save(self, step: int, state, data_iterator, pending_train_metrics: list[dict],
+             metrics: dict | None = None) -> None:
+        """Saves (asynchronously) the state after `step` steps, the data iterator's position and
+        the train metrics not yet logged; `metrics` are what `best_metric` is read from."""
         self._manager.save(step, args=ocp.args.Composite(
             state=ocp.args.StandardSave(state),
-            data=grain.checkpoint.CheckpointSave(data_iterator)), metrics=metrics, force=True)
+            data=grain.checkpoint.CheckpointSave(data_iterator),
+            loop=ocp.args.JsonSave({"pending_train_metrics": pending_train_metrics})),
+            metrics=metrics, force=True)
 
     def resolve(self, which: str) -> int:
         """'latest', 'best' or a step number, as a saved step."""
@@ -65,11 +76,17 @@ class Checkpoints:
         raise UserError(f"no checkpoint {which!r} in {self.directory}; saved steps: {steps}; "
                         "use latest, best or one of those steps")
 
-    def restore(self, step: int, abstract_state, data_iterator=None):
-        items = {"state": ocp.args.StandardRestore(abstract_state)}
-        if data_iterator is not None:
-            items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
-        return self._manager.restore(step, args=ocp.args.Composite(**items)).state
+    def restore(self, step: int, abstract_state):
+        """The train state saved at `step`, placed like `abstract_state`."""
+        return self._manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract_state))).state
+
+    def _restore_for_resume(self, step: int, abstract_state, data_iterator) -> Resumed:
+        restored = self._manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract_state),
+            data=grain.checkpoint.CheckpointRestore(data_iterator),
+            loop=ocp.args.JsonRestore()))
+        return Resumed(restored.state, restored.loop["pending_train_metrics"])
 
     def restore_raw(self, step: int) -> dict:
         """The saved train state as a tree of arrays, without a target (for inspection and
@@ -77,15 +94,16 @@ class Checkpoints:
         return self._manager.restore(
             step, args=ocp.args.Composite(state=ocp.args.StandardRestore())).state
 
-    def restore_latest_good(self, abstract_state, data_iterator):
-        """Restores the newest readable checkpoint, or returns None when there is none.
+    def restore_latest_good(self, abstract_state, data_iterator) -> Resumed | None:
+        """Restores the newest readable checkpoint (the data iterator in place), or returns
+        None when there is none.
 
         An unreadable checkpoint (a corrupt file, say) is moved to `<dir>_corrupt/` with a
         warning, never deleted, and the one before it is tried.
         """
         for step in reversed(self.steps()):
             try:
-                return self.restore(step, abstract_state, data_iterator)
+                return self._restore_for_resume(step, abstract_state, data_iterator)
             except Exception as e:  # Orbax and TensorStore raise many types for a bad file.
                 aside = os.path.join(self.directory + "_corrupt", str(step))
                 logging.warning("checkpoint %d is unreadable (%s: %s); moved it to %s and trying "

@@ -34,7 +34,13 @@ def classification_summary(confusion: np.ndarray) -> dict[str, float]:
     }
 
 
-def mean_over_steps(step_metrics: list[dict]) -> dict[str, float]:
-    """Host means of a list of per-step scalar metric dicts (one device fetch for all)."""
-    fetched = jax.device_get(step_metrics)
-    return {name: float(np.mean([m[name] for m in fetched])) for name in fetched[0]}
+def to_host(step_metrics: list[dict]) -> list[dict[str, float]]:
+    """Per-step metric dicts as Python floats (one device fetch for all of them)."""
+    return [{name: float(value) for name, value in m.items()} for m in jax.device_get(step_metrics)]
+
+
+def mean_over_steps(step_metrics: list[dict[str, float]]) -> dict[str, float]:
+    """Means in float64 of host per-step metrics: the same bits whether the values came from
+    the device or from a checkpoint's JSON."""
+    return {name: float(np.mean(np.asarray([m[name] for m in step_metrics], np.float64)))
+            for name in step_metrics[0]}

@@ -41,8 +41,11 @@ def train_and_evaluate(config, workdir: str, *, allow_config_change: bool = Fals
         os.path.join(workdir, "checkpoints"), keep=config.train.keep,
         best_metric=config.train.best_metric, best_mode=config.train.best_mode)
     restored = checkpoints.restore_latest_good(checkpoint.abstract_like(state), train_iterator)
+    # Per-step train metrics not yet logged; a checkpoint taken between two log steps holds
+    # them, so a resumed run logs the same means an uninterrupted one does.
+    pending = []
     if restored is not None:
-        state = restored
+        state, pending = restored.state, restored.pending_train_metrics
     elif config.init_from:
         state = state.replace(params=checkpoint.load_params(config.init_from, state.params))
     start_step = int(state.step)
@@ -53,36 +56,47 @@ def train_and_evaluate(config, workdir: str, *, allow_config_change: bool = Fals
 
     train_step, eval_step = jit_steps(experiment, config.seed, state)
     split_name = config.eval.split
-    run_eval = lambda: evaluation.evaluate(  # noqa: E731
-        eval_step, state, experiment.eval_data, batch_size=config.eval.batch_size,
-        mesh=experiment.mesh)
     writer = metric_logging.MetricWriter(workdir, start_step)
     log_every, eval_every, checkpoint_every = _intervals(config.train, experiment.steps_per_epoch)
     total_steps = experiment.total_steps
-    pending, window_start, window_steps, examples_per_sec = [], time.time(), 0, []
+    window_start, window_steps, examples_per_sec = time.time(), 0, []
+    last_eval = None  # (step, summary, confusion)
 
-    def flush_train_metrics(step: int) -> None:
-        """Logs the mean of the steps since the last flush; stops on a non-finite loss."""
-        nonlocal pending, window_start, window_steps
-        if not pending:
-            return
-        train = metrics.mean_over_steps(pending)
-        if not all(math.isfinite(v) for v in train.values()):
+    def fetch_pending(step: int) -> list[dict]:
+        """The pending metrics on the host; a non-finite value stops the run before any save."""
+        nonlocal pending
+        pending = metrics.to_host(pending)
+        bad = [name for m in pending for name, v in m.items() if not math.isfinite(v)]
+        if bad:
             raise UserError(
-                f"non-finite training metrics before step {step} ({train}); stopped without "
-                f"saving, the last good checkpoint is step {max(checkpoints.steps(), default=0)}; "
-                "lower --config.opt.lr or set --config.opt.clip_norm")
+                f"non-finite {sorted(set(bad))} between steps {step - len(pending) + 1} and {step}; "
+                "stopped without saving, the last good checkpoint is step "
+                f"{max(checkpoints.steps(), default=0)}; lower --config.opt.lr or set --config.opt.clip_norm")
+        return pending
+
+    def log_train_metrics(step: int) -> None:
+        nonlocal pending, window_start, window_steps
+        train = metrics.mean_over_steps(fetch_pending(step))
         elapsed = time.time() - window_start
-        rate = window_steps * config.data.batch_size / elapsed
-        examples_per_sec.append(rate)
+        rate = window_steps * config.data.batch_size / elapsed if window_steps else 0.0
+        if window_steps:
+            examples_per_sec.append(rate)
         writer.write(step, {**{f"train/{k}": v for k, v in train.items()},
                             "perf/examples_per_sec": rate,
-                            "perf/step_time_ms": 1000 * elapsed / window_steps,
+                            "perf/step_time_ms": 1000 * elapsed / max(window_steps, 1),
                             "epoch": step / experiment.steps_per_epoch})
         bar.set_postfix(loss=f"{train['loss']:.4f}", ex_per_s=f"{rate:,.0f}")
         pending, window_start, window_steps = [], time.time(), 0
 
-    step = start_step
+    def run_eval(step: int) -> dict:
+        nonlocal last_eval
+        summary, confusion = evaluation.evaluate(
+            eval_step, state, experiment.eval_data, batch_size=config.eval.batch_size,
+            mesh=experiment.mesh)
+        last_eval = (step, summary, confusion)
+        return {f"eval/{split_name}/{k}": v for k, v in summary.items()}
+
+    step, save = start_step, True
     with StopRequest() as stop, metric_logging.progress_bar(total_steps, start_step) as bar:
         while step < total_steps and stop.signum is None:
             batch = sharding.put_batch(next(train_iterator), experiment.mesh)
@@ -93,22 +107,20 @@ def train_and_evaluate(config, workdir: str, *, allow_config_change: bool = Fals
             bar.update(1)
             done = step == total_steps
             save = done or step % checkpoint_every == 0
-            if save or step % log_every == 0:
-                flush_train_metrics(step)
+            if done or step % log_every == 0:
+                log_train_metrics(step)
             eval_metrics = None
             if done or step % eval_every == 0:
-                summary, _ = run_eval()
-                eval_metrics = {f"eval/{split_name}/{k}": v for k, v in summary.items()}
+                eval_metrics = run_eval(step)
                 writer.write(step, eval_metrics)
                 logging.info("step %d: %s", step, " ".join(f"{k}={v:.4f}" for k, v in eval_metrics.items()))
             if save:
-                checkpoints.save(step, state, train_iterator, metrics=eval_metrics)
+                checkpoints.save(step, state, train_iterator, fetch_pending(step), metrics=eval_metrics)
                 writer.flush()
             if eval_metrics or save:
                 window_start = time.time()  # Eval and checkpoint time is not step time.
-        if stop.signum is not None and step < total_steps:
-            flush_train_metrics(step)
-            checkpoints.save(step, state, train_iterator)
+        if stop.signum is not None and not save:  # Not saved at this step yet.
+            checkpoints.save(step, state, train_iterator, fetch_pending(step))
     checkpoints.close()
     writer.close()
 
@@ -121,7 +133,9 @@ def train_and_evaluate(config, workdir: str, *, allow_config_change: bool = Fals
                         stop.signum, step)
         return {"status": "stopped", "signal": stop.signum, "step": step}
 
-    summary, confusion = run_eval()
+    if last_eval is None or last_eval[0] != step:  # A rerun of a finished run evaluates again.
+        run_eval(step)
+    _, summary, confusion = last_eval
     results = {"step": step, "epochs": step / experiment.steps_per_epoch,
                **{f"eval/{split_name}/{k}": v for k, v in summary.items()},
                f"eval/{split_name}/confusion_matrix": confusion.tolist()}

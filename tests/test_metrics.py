@@ -1,3 +1,5 @@
+import json
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -31,6 +33,9 @@ def test_confusion_matrix_counts_only_masked_rows():
     np.testing.assert_array_equal(confusion, sk.confusion_matrix([0, 1, 2, 2], [0, 2, 2, 1], labels=range(3)))
 
 
-def test_mean_over_steps():
-    means = metrics.mean_over_steps([{"loss": jnp.array(1.0)}, {"loss": jnp.array(3.0)}])
-    assert means == {"loss": 2.0}
+def test_mean_over_steps_is_the_same_from_device_or_json():
+    values = [jnp.float32(0.1), jnp.float32(0.7), jnp.float32(1 / 3)]
+    from_device = metrics.to_host([{"loss": v} for v in values])
+    from_json = json.loads(json.dumps(from_device))
+    assert metrics.mean_over_steps(from_device) == metrics.mean_over_steps(from_json)
+    assert metrics.mean_over_steps(from_json)["loss"] == pytest.approx((0.1 + 0.7 + 1 / 3) / 3)

@@ -116,7 +116,7 @@ def test_sigterm_saves_and_exits_then_rerun_matches(uninterrupted, tfds_dir, tmp
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 128 + signal.SIGTERM, stderr[-3000:]
     stopped_at = saved_steps(workdir)[-1]
-    assert stopped_at % 20 or stopped_at < 400  # Saved where it stopped, not at the end.
+    assert stopped_at < 400  # Saved where it stopped, wherever that was.
     session = read_json(f"{workdir}/manifest.json")["sessions"][-1]
     assert session["status"].startswith("stopped by signal") and session["end_step"] == stopped_at
     result = run_program("experiments.train", *LONG_RUN, f"--workdir={workdir}",

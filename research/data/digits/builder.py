@@ -1,7 +1,7 @@
 """scikit-learn's digits (1,797 8x8 images, 10 classes) as a TFDS dataset.
 
 sklearn ships no split; this builder fixes one: a stratified 80/20 split seeded with 0, so
-every machine sees the same 1,437 training and 360 test images. Pixels (0..16) are scaled to
+every machine sees the same 1,438 training and 359 test images. Pixels (0..16) are scaled to
 uint8 0..255 so the data looks like every other image dataset here.
 """
 
