@@ -54,6 +54,27 @@ def base_config() -> ml_collections.ConfigDict:
     return config
 
 
+def fashion_mnist(model: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """The Fashion-MNIST recipe shared by its configs: Adam 1e-3, 200 warmup steps, cosine
+    decay over 10 epochs of batch 128."""
+    config = base_config()
+    config.data.name = "fashion_mnist"
+    config.model = model
+    config.opt.update(name="adam", lr=1e-3, schedule="cosine", warmup_steps=200)
+    config.train.epochs = 10.0
+    return config
+
+
+def shrink_for_smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """A few steps with every cadence exercised: for checking that a config runs."""
+    config.train.update(steps=20, log_every=5, eval_every=10)
+    return config
+
+
+def lr_seed_sweep(lrs, seeds) -> list[dict]:
+    return [{"opt.lr": lr, "seed": seed} for lr in lrs for seed in seeds]
+
+
 def mlp_model(hidden_sizes=(128, 64)) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict({
         "name": "mlp", "hidden_sizes": hidden_sizes, "activation": "relu", "dropout": 0.0})

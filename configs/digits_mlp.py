@@ -28,5 +28,5 @@ def get_config(arg=None):
 
 def get_sweep(name):
     if name == "lr":
-        return [{"opt.lr": lr, "seed": seed} for lr in (1e-3, 3e-3) for seed in range(2)]
+        return common.lr_seed_sweep(lrs=(1e-3, 3e-3), seeds=range(2))
     raise ValueError(f"unknown sweep {name!r}; this config has: lr")

@@ -46,6 +46,7 @@ class Checkpoints:
             preservation_policy=_policies.AnyPreservationPolicy(policies),
             best_fn=(lambda metrics: metrics[best_metric]) if best_metric else None,
             best_mode=best_mode, read_only=read_only, create=not read_only,
+            save_interval_steps=0 if read_only else 1,
             cleanup_tmp_directories=not read_only)
         self._manager = ocp.CheckpointManager(self.directory, options=options)
 
@@ -69,8 +70,9 @@ class Checkpoints:
             raise UserError(f"no checkpoints in {self.directory}")
         if which == "latest":
             return steps[-1]
-        if which == "best":
-            return self._manager.best_step()
+        if which == "best":  # No checkpoint with eval metrics yet: the latest is the best known.
+            best = self._manager.best_step()
+            return steps[-1] if best is None else best
         if which.isdigit() and int(which) in steps:
             return int(which)
         raise UserError(f"no checkpoint {which!r} in {self.directory}; saved steps: {steps}; "

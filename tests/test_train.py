@@ -88,7 +88,11 @@ def test_program_writes_every_artifact(uninterrupted):
     assert [r["step"] for r in rows if "train/loss" in r] == list(range(20, 401, 20))
     assert [r["step"] for r in rows if "eval/test/accuracy" in r] == [100, 200, 300, 400]
     assert all("perf/examples_per_sec" in r for r in rows if "train/loss" in r)
-    assert any(name.startswith("events.out.tfevents") for name in os.listdir(workdir))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events = EventAccumulator(workdir)
+    events.Reload()
+    assert [e.step for e in events.Scalars("eval/test/accuracy")] == [100, 200, 300, 400]
+    assert events.Scalars("eval/test/accuracy")[-1].value == pytest.approx(results["eval/test/accuracy"])
     assert {"learning_curves.png", "confusion_test.png"} <= set(os.listdir(f"{workdir}/plots"))
     saved = saved_steps(workdir)  # The latest 3, plus the best by accuracy if it is older.
     assert saved[-3:] == [360, 380, 400] and len(saved) <= 4
