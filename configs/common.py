@@ -3,7 +3,7 @@ never add keys, so every config takes the same command-line overrides."""
 
 import ml_collections
 
-from research.config import parse_arg  # noqa: F401  (re-exported for config files)
+from research.config import parse_arg, product  # noqa: F401  (re-exported for config files)
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -72,7 +72,7 @@ def shrink_for_smoke(config: ml_collections.ConfigDict) -> ml_collections.Config
 
 
 def lr_seed_sweep(lrs, seeds) -> list[dict]:
-    return [{"opt.lr": lr, "seed": seed} for lr in lrs for seed in seeds]
+    return product(**{"opt.lr": lrs, "seed": seeds})
 
 
 def mlp_model(hidden_sizes=(128, 64)) -> ml_collections.ConfigDict:

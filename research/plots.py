@@ -53,3 +53,42 @@ def _save(fig, path: str) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def sweep_curves(curves: dict[str, list[dict]], metric: str, path: str) -> None:
+    """Train loss and `metric` against step, a line per run."""
+    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for name, rows in curves.items():
+        for ax, key in ((ax_loss, "train/loss"), (ax_metric, metric)):
+            points = [(row["step"], row[key]) for row in rows if key in row]
+            if points:
+                ax.plot(*zip(*points, strict=True), label=name, linewidth=1)
+    for ax, label in ((ax_loss, "train/loss"), (ax_metric, metric)):
+        ax.set_xlabel("step")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    ax_loss.set_yscale("log")
+    ax_metric.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def metric_against(points: list[tuple], key: str, metric: str, path: str) -> None:
+    """Final `metric` of each run against hyperparameter `key`, with the mean per value."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    numeric = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x, _ in points)
+    values = sorted({x for x, _ in points}, key=lambda v: v if numeric else str(v))
+    position = (lambda x: x) if numeric else (lambda x: values.index(x))
+    ax.scatter([position(x) for x, _ in points], [y for _, y in points], alpha=0.6, label="runs")
+    means = [np.mean([y for x, y in points if x == v]) for v in values]
+    ax.plot([position(v) for v in values], means, marker="o", color="black", label="mean")
+    if numeric and min(values) > 0 and max(values) / min(values) >= 10:
+        ax.set_xscale("log")
+    if not numeric:
+        ax.set_xticks(range(len(values)), [str(v) for v in values])
+    ax.set_xlabel(key)
+    ax.set_ylabel(metric)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    _save(fig, path)
