@@ -203,7 +203,8 @@ def launch(runs: list[Run], sweep_dir: str, backend, status: Status, stop_reques
 
 
 def run_sweep(config_spec: str, base_config, base_flags: list[str], sweep_name: str,
-              sweep_dir: str, *, backend, dry_run: bool = False, summarize_only: bool = False, vectorize: bool = False) -> dict:
+              sweep_dir: str, *, backend, dry_run: bool = False, summarize_only: bool = False,
+              vectorize: bool = False) -> dict:
     """Expands, launches (or resumes) and summarises a sweep; returns the status counts."""
     from tqdm import tqdm
 
