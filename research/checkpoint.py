@@ -26,7 +26,7 @@ def abstract_like(tree):
 
 class Resumed(NamedTuple):
     state: object
-    pending_train_metrics: list[dict]
+    loop_state: dict
 
 
 class Checkpoints:
@@ -53,15 +53,15 @@ class Checkpoints:
     def steps(self) -> list[int]:
         return sorted(self._manager.all_steps())
 
-    def save(self, step: int, state, data_iterator, pending_train_metrics: list[dict],
+    def save(self, step: int, state, *, loop_state: dict, data_iterator=None,
              metrics: dict | None = None) -> None:
         """Saves (asynchronously) the state after `step` steps, the data iterator's position and
-        the train metrics not yet logged; `metrics` are what `best_metric` is read from."""
-        self._manager.save(step, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state),
-            data=grain.checkpoint.CheckpointSave(data_iterator),
-            loop=ocp.args.JsonSave({"pending_train_metrics": pending_train_metrics})),
-            metrics=metrics, force=True)
+        `loop_state` (JSON: what the loop needs to continue exactly, such as train metrics
+        not yet logged); `metrics` are what `best_metric` is read from."""
+        items = {"state": ocp.args.StandardSave(state), "loop": ocp.args.JsonSave(loop_state)}
+        if data_iterator is not None:
+            items["data"] = grain.checkpoint.CheckpointSave(data_iterator)
+        self._manager.save(step, args=ocp.args.Composite(**items), metrics=metrics, force=True)
 
     def resolve(self, which: str) -> int:
         """'latest', 'best' or a step number, as a saved step."""
@@ -84,11 +84,11 @@ class Checkpoints:
             state=ocp.args.StandardRestore(abstract_state))).state
 
     def _restore_for_resume(self, step: int, abstract_state, data_iterator) -> Resumed:
-        restored = self._manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract_state),
-            data=grain.checkpoint.CheckpointRestore(data_iterator),
-            loop=ocp.args.JsonRestore()))
-        return Resumed(restored.state, restored.loop["pending_train_metrics"])
+        items = {"state": ocp.args.StandardRestore(abstract_state), "loop": ocp.args.JsonRestore()}
+        if data_iterator is not None:
+            items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
+        restored = self._manager.restore(step, args=ocp.args.Composite(**items))
+        return Resumed(restored.state, restored.loop)
 
     def restore_raw(self, step: int) -> dict:
         """The saved train state as a tree of arrays, without a target (for inspection and
@@ -96,7 +96,7 @@ class Checkpoints:
         return self._manager.restore(
             step, args=ocp.args.Composite(state=ocp.args.StandardRestore())).state
 
-    def restore_latest_good(self, abstract_state, data_iterator) -> Resumed | None:
+    def restore_latest_good(self, abstract_state, data_iterator=None) -> Resumed | None:
         """Restores the newest readable checkpoint (the data iterator in place), or returns
         None when there is none.
 

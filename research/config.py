@@ -1,6 +1,7 @@
 """Config helpers: the `:key=value` argument of config files, dotted overrides, sweep axes."""
 
 import ast
+import copy
 
 import ml_collections
 
@@ -26,7 +27,7 @@ def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
 def apply_overrides(config: ml_collections.ConfigDict, overrides: dict) -> ml_collections.ConfigDict:
     """A copy of `config` with dotted overrides ({"opt.lr": 3e-3}) set, with the same checks
     as command-line overrides: the key must exist and the value must fit its type."""
-    config = ml_collections.ConfigDict(config)  # A copy; keeps the field types.
+    config = copy.deepcopy(config)  # Keeps field types and the lock; nested dicts are not shared.
     for key, value in overrides.items():
         *parents, leaf = key.split(".")
         node = config

@@ -10,16 +10,25 @@ from research.data import pipeline
 from research.data.sources import Split
 
 
-def evaluate(eval_step, state, split: Split, *, batch_size: int, mesh) -> tuple[dict, np.ndarray]:
-    """Loss, accuracy, macro precision/recall/F1 and the confusion matrix of `split`."""
+def accumulate(eval_step, state, split: Split, *, batch_size: int, mesh) -> dict:
+    """The eval step's sums over every example of `split`, on the host."""
     totals = None
     for batch in pipeline.eval_batches(split.arrays, batch_size=batch_size):
         sums = eval_step(state, sharding.put_batch(batch, mesh))
         totals = sums if totals is None else jax.tree.map(lambda a, b: a + b, totals, sums)
-    totals = jax.device_get(totals)
+    return jax.device_get(totals)
+
+
+def summarize(totals: dict, num_examples: int) -> tuple[dict, np.ndarray]:
+    """Loss, accuracy, macro precision/recall/F1 and the confusion matrix from the sums."""
     confusion = np.asarray(totals["confusion"])
-    summary = {"loss": float(totals["loss_sum"]) / len(split), **metrics.classification_summary(confusion)}
+    summary = {"loss": float(totals["loss_sum"]) / num_examples, **metrics.classification_summary(confusion)}
     return summary, confusion
+
+
+def evaluate(eval_step, state, split: Split, *, batch_size: int, mesh) -> tuple[dict, np.ndarray]:
+    totals = accumulate(eval_step, state, split, batch_size=batch_size, mesh=mesh)
+    return summarize(totals, len(split))
 
 
 def evaluate_workdir(workdir: str, *, checkpoint_name: str = "best", split_name: str = "test") -> dict:

@@ -7,20 +7,26 @@ from research.errors import UserError
 
 SCHEDULES = ("constant", "cosine", "linear")
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
+# Fields that enter the update only as numbers: they may be traced (one value per vmapped run).
+NUMERIC_FIELDS = ("lr", "end_lr_factor", "weight_decay", "clip_norm", "momentum", "b1", "b2", "eps")
 
 
-def make_schedule(opt_config, total_steps: int) -> optax.Schedule:
+def _numbers(opt_config, numbers: dict | None) -> dict:
+    return {**{name: opt_config[name] for name in NUMERIC_FIELDS}, **(numbers or {})}
+
+
+def make_schedule(opt_config, total_steps: int, numbers: dict | None = None) -> optax.Schedule:
     """Linear warmup from 0 over `warmup_steps`, then constant, cosine or linear decay to
     `lr * end_lr_factor` at `total_steps`."""
-    lr, warmup = opt_config.lr, opt_config.warmup_steps
-    end_lr = lr * opt_config.end_lr_factor
+    values = _numbers(opt_config, numbers)
+    lr, end_lr_factor, warmup = values["lr"], values["end_lr_factor"], opt_config.warmup_steps
     decay_steps = max(total_steps - warmup, 1)
     if opt_config.schedule == "constant":
         after = optax.constant_schedule(lr)
     elif opt_config.schedule == "cosine":
-        after = optax.cosine_decay_schedule(lr, decay_steps, alpha=opt_config.end_lr_factor)
+        after = optax.cosine_decay_schedule(lr, decay_steps, alpha=end_lr_factor)
     elif opt_config.schedule == "linear":
-        after = optax.linear_schedule(lr, end_lr, decay_steps)
+        after = optax.linear_schedule(lr, lr * end_lr_factor, decay_steps)
     else:
         raise UserError(f"unknown opt.schedule {opt_config.schedule!r}; choose one of {SCHEDULES}")
     if warmup <= 0:
@@ -33,26 +39,31 @@ def _decay_kernels_only(params):
     return jax.tree.map(lambda p: p.ndim > 1, params)
 
 
-def make_optimizer(opt_config, total_steps: int) -> tuple[optax.GradientTransformation, optax.Schedule]:
-    schedule = make_schedule(opt_config, total_steps)
-    name, weight_decay = opt_config.name, opt_config.weight_decay
+def make_optimizer(opt_config, total_steps: int,
+                   numbers: dict | None = None) -> tuple[optax.GradientTransformation, optax.Schedule]:
+    """The optimizer and its schedule. `opt_config` decides the structure (which transforms
+    are chained); `numbers`, if given, replaces its NUMERIC_FIELDS' values, e.g. with traced
+    per-run values under jax.vmap. The state's structure does not depend on `numbers`."""
+    values = _numbers(opt_config, numbers)
+    schedule = make_schedule(opt_config, total_steps, numbers)
+    name = opt_config.name
     if name == "sgd":
         update = optax.sgd(schedule)
     elif name == "momentum":
-        update = optax.sgd(schedule, momentum=opt_config.momentum, nesterov=opt_config.nesterov)
+        update = optax.sgd(schedule, momentum=values["momentum"], nesterov=opt_config.nesterov)
     elif name == "adam":
-        update = optax.adam(schedule, b1=opt_config.b1, b2=opt_config.b2, eps=opt_config.eps)
+        update = optax.adam(schedule, b1=values["b1"], b2=values["b2"], eps=values["eps"])
     elif name == "adamw":
         update = optax.adamw(
-            schedule, b1=opt_config.b1, b2=opt_config.b2, eps=opt_config.eps,
-            weight_decay=weight_decay, mask=_decay_kernels_only)
+            schedule, b1=values["b1"], b2=values["b2"], eps=values["eps"],
+            weight_decay=values["weight_decay"], mask=_decay_kernels_only)
     else:
         raise UserError(f"unknown opt.name {name!r}; choose one of {OPTIMIZERS}")
     chain = []
     if opt_config.clip_norm > 0:
-        chain.append(optax.clip_by_global_norm(opt_config.clip_norm))
-    if weight_decay > 0 and name != "adamw":
+        chain.append(optax.clip_by_global_norm(values["clip_norm"]))
+    if opt_config.weight_decay > 0 and name != "adamw":
         # Coupled L2 decay (added to the gradient) for sgd/momentum/adam; adamw decouples it.
-        chain.append(optax.add_decayed_weights(weight_decay, mask=_decay_kernels_only))
+        chain.append(optax.add_decayed_weights(values["weight_decay"], mask=_decay_kernels_only))
     chain.append(update)
     return optax.chain(*chain), schedule

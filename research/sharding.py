@@ -23,8 +23,10 @@ def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec())
 
 
-def batch_sharded(mesh: Mesh) -> NamedSharding:
-    return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
+def batch_sharded(mesh: Mesh, leading_axes: int = 0) -> NamedSharding:
+    """Examples split over `data`; `leading_axes` unsplit axes before the example axis
+    (stacked runs of a vectorized sweep have one)."""
+    return NamedSharding(mesh, PartitionSpec(*[None] * leading_axes, DATA_AXIS))
 
 
 def check_batch_size(batch_size: int, mesh: Mesh, what: str) -> None:
@@ -34,7 +36,7 @@ def check_batch_size(batch_size: int, mesh: Mesh, what: str) -> None:
             f"use a multiple of {mesh.size}")
 
 
-def put_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
+def put_batch(batch: dict[str, np.ndarray], mesh: Mesh, leading_axes: int = 0) -> dict[str, jax.Array]:
     """Host batch (this process's rows) to a global array sharded over `data`."""
-    sharding = batch_sharded(mesh)
+    sharding = batch_sharded(mesh, leading_axes)
     return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}

@@ -45,7 +45,7 @@ def train_and_evaluate(config, workdir: str, *, allow_config_change: bool = Fals
     # them, so a resumed run logs the same means an uninterrupted one does.
     pending = []
     if restored is not None:
-        state, pending = restored.state, restored.pending_train_metrics
+        state, pending = restored.state, restored.loop_state["pending_train_metrics"]
     elif config.init_from:
         state = state.replace(params=checkpoint.load_params(config.init_from, state.params))
     start_step = int(state.step)
@@ -115,12 +115,14 @@ def train_and_evaluate(config, workdir: str, *, allow_config_change: bool = Fals
                 writer.write(step, eval_metrics)
                 logging.info("step %d: %s", step, " ".join(f"{k}={v:.4f}" for k, v in eval_metrics.items()))
             if save:
-                checkpoints.save(step, state, train_iterator, fetch_pending(step), metrics=eval_metrics)
+                checkpoints.save(step, state, data_iterator=train_iterator, metrics=eval_metrics,
+                                 loop_state={"pending_train_metrics": fetch_pending(step)})
                 writer.flush()
             if eval_metrics or save:
                 window_start = time.time()  # Eval and checkpoint time is not step time.
         if stop.signum is not None and not save:  # Not saved at this step yet.
-            checkpoints.save(step, state, train_iterator, fetch_pending(step))
+            checkpoints.save(step, state, data_iterator=train_iterator,
+                             loop_state={"pending_train_metrics": fetch_pending(step)})
     checkpoints.close()
     writer.close()
 
