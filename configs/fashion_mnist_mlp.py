@@ -2,6 +2,9 @@
 
   scripts/train.sh --config=configs/fashion_mnist_mlp.py --workdir=runs/fashion_mnist_mlp
   python -m experiments.train --config=configs/fashion_mnist_mlp.py --workdir=runs/fashion_mnist_mlp
+Sweeps (see `get_sweep`):
+  python -m experiments.sweep --config=configs/fashion_mnist_mlp.py --sweep=lr --sweep_dir=runs/mlp_lr \
+      --parallel=2 [--vectorize]
 Smoke variant (20 steps):
   python -m experiments.train --config=configs/fashion_mnist_mlp.py:smoke=True --workdir=/tmp/smoke
 """
@@ -16,6 +19,8 @@ def get_config(arg=None):
 
 
 def get_sweep(name):
-    if name == "lr":
+    if name == "lr":  # 3 learning rates x 3 seeds.
         return common.lr_seed_sweep(lrs=(3e-4, 1e-3, 3e-3), seeds=range(3))
-    raise ValueError(f"unknown sweep {name!r}; this config has: lr")
+    if name == "seeds":  # 8 seeds of the default: the vectorized sweep's benchmark.
+        return common.product(seed=range(8))
+    raise ValueError(f"unknown sweep {name!r}; this config has: lr, seeds")

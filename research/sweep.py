@@ -132,6 +132,16 @@ def log_tail(path: str) -> str:
         return ""
 
 
+def _terminate_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the parent dies (Linux; elsewhere nothing).
+    Linux ties this to the thread that started the child, which waits on it until it exits."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 class LocalBackend:
     """Each run a child process of this one, `parallel` at a time. SIGTERM/SIGINT to the sweep
     reach the children, which checkpoint and stop."""
@@ -143,8 +153,10 @@ class LocalBackend:
 
     def execute(self, run: Run, log_file: str) -> int:
         with open(log_file, "ab") as log:
+            # Its own session: a Ctrl-C reaches the run only through us, once. If we die, even
+            # by SIGKILL, the run gets SIGTERM and checkpoints: a rerun of the sweep resumes it.
             child = subprocess.Popen(run.command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)  # Signals reach it only through us.
+                                     start_new_session=True, preexec_fn=_terminate_with_parent)
             with self._lock:
                 self._children.add(child)
             returncode = child.wait()

@@ -111,7 +111,8 @@ def train_group(runs, base_config, sweep_dir: str, status, stop, progress) -> No
             if diverged[k] is None and pending[k]:
                 train = metrics.mean_over_steps(pending[k])
                 writer.write(step, {**{f"train/{n}": v for n, v in train.items()},
-                                    "perf/examples_per_sec": rate, "epoch": step / experiment.steps_per_epoch})
+                                    "perf/examples_per_sec": rate,
+                                    "epoch": step / experiment.steps_per_epoch})
             pending[k] = []
         window_start, window_steps = time.time(), 0
 

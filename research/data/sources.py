@@ -5,7 +5,9 @@ runs far slower than the train step consumes them, so each split is read once wi
 `tfds.data_source` and kept as numpy arrays; the pipeline shuffles and batches indices.
 """
 
+import contextlib
 import dataclasses
+import fcntl
 import os
 
 import numpy as np
@@ -55,6 +57,18 @@ def _catalog_builder(name, data_dir, hint):
     return builder
 
 
+@contextlib.contextmanager
+def _exclusive(lock_path: str):
+    """Holds an exclusive lock on `lock_path` (made if missing) across processes."""
+    os.makedirs(os.path.dirname(lock_path), exist_ok=True)
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 _BUILDERS = {"fashion_mnist": _fashion_mnist_builder, "digits": _digits_builder}
 
 
@@ -68,9 +82,14 @@ def prepared_builder(data_config):
         raise UserError(
             f"unknown data.source {data_config.source!r}; use auto, local or catalog")
     data_dir = os.path.expanduser(data_config.tfds_dir) if data_config.tfds_dir else None
-    builder = _BUILDERS[data_config.name](data_config, data_dir)
+    make_builder = lambda: _BUILDERS[data_config.name](data_config, data_dir)  # noqa: E731
+    builder = make_builder()
     try:
-        builder.download_and_prepare()
+        # Parallel runs prepare it once; a builder reads what is on disk when made, so the
+        # one used is made inside the lock.
+        with _exclusive(builder.data_dir + ".lock"):
+            builder = make_builder()
+            builder.download_and_prepare()
     except FileNotFoundError as e:
         raise UserError(str(e)) from e
     except Exception as e:  # The catalog route fails in many ways without a network.
