@@ -1,6 +1,7 @@
 """Input pipelines over in-memory splits: a seeded, checkpointable train stream and a padded,
 masked evaluation pass."""
 
+import sys
 from collections.abc import Iterator
 
 import grain
@@ -21,28 +22,48 @@ def _local_rows(global_batch_size: int) -> slice:
     return slice(start, start + per_process)
 
 
+class EpochPermutations:
+    """Example index at any position of an endless stream of epochs, epoch e a permutation
+    seeded by (seed, e). Vectorised with numpy: Grain's element-wise shuffle-then-batch costs
+    about 11 microseconds an example in Python, a seventh of what the MLP's train step needs."""
+
+    def __init__(self, num_examples: int, seed: int):
+        self.num_examples, self.seed = num_examples, seed
+        self._cache = {}
+
+    def _permutation(self, epoch: int) -> np.ndarray:
+        if epoch not in self._cache:
+            if len(self._cache) > 2:  # Batches span at most two epochs: keep a few.
+                self._cache.pop(min(self._cache))
+            self._cache[epoch] = np.random.default_rng([self.seed, epoch]).permutation(self.num_examples)
+        return self._cache[epoch]
+
+    def __call__(self, positions: np.ndarray) -> np.ndarray:
+        epochs, offsets = np.divmod(positions, self.num_examples)
+        indices = np.empty_like(positions)
+        for epoch in np.unique(epochs):
+            where = epochs == epoch
+            indices[where] = self._permutation(int(epoch))[offsets[where]]
+        return indices
+
+
 def train_batches(arrays: dict[str, np.ndarray], *, batch_size: int, seed: int):
     """An endless Grain iterator of training batches.
 
-    Epoch e is a permutation seeded by (seed, e); batches run across epoch boundaries, so no
-    example is dropped. Grain shuffles and batches indices only, and the batch is gathered from
-    the arrays in one vectorised read. The iterator's get_state/set_state make it part of the
-    checkpoint.
+    Batch b holds stream positions [b * batch_size, (b + 1) * batch_size) of EpochPermutations,
+    so batches run across epoch boundaries and no example is dropped. It is a Grain MapDataset
+    over batch numbers: random access, prefetched in a thread, and its get_state/set_state
+    (the next batch number) make it part of the checkpoint.
     """
-    num_examples = len(arrays["label"])
+    permutations = EpochPermutations(len(arrays["label"]), seed)
     rows = _local_rows(batch_size)
 
-    def gather(indices: np.ndarray) -> dict[str, np.ndarray]:
-        indices = indices[rows]
+    def gather(batch_number: int) -> dict[str, np.ndarray]:
+        positions = np.arange(batch_number * batch_size, (batch_number + 1) * batch_size)[rows]
+        indices = permutations(positions)
         return {name: values[indices] for name, values in arrays.items()}
 
-    dataset = (
-        grain.MapDataset.range(num_examples)
-        .shuffle(seed=seed)
-        .repeat()
-        .batch(batch_size)
-        .map(gather)
-    )
+    dataset = grain.MapDataset.range(sys.maxsize).map(gather)
     return iter(dataset.to_iter_dataset(grain.ReadOptions(num_threads=1, prefetch_buffer_size=8)))
 
 
