@@ -9,7 +9,9 @@ import signal
 
 class StopRequest:
     """Context manager: while active, the first SIGTERM/SIGINT sets `signum` instead of
-    killing the process; a second one kills it as usual."""
+    killing the process. A second SIGINT (Ctrl-C twice) kills it as usual; repeated SIGTERMs
+    are ignored, since a parent-death signal may arrive more than once (Linux sends it again
+    each time the dying parent's threads hand the child on)."""
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -19,10 +21,11 @@ class StopRequest:
 
     def _handle(self, signum, frame):
         del frame
-        if self.signum is not None:  # Asked twice: stop now.
+        if self.signum is not None and signum == signal.SIGINT:  # Ctrl-C twice: stop now.
             signal.signal(signum, self._previous[signum])
             signal.raise_signal(signum)
-        self.signum = signum
+        if self.signum is None:
+            self.signum = signum
 
     def __enter__(self):
         for sig in self.SIGNALS:

@@ -123,8 +123,8 @@ def train_and_evaluate(config, workdir: str, *, allow_config_change: bool = Fals
         if stop.signum is not None and not save:  # Not saved at this step yet.
             checkpoints.save(step, state, data_iterator=train_iterator,
                              loop_state={"pending_train_metrics": fetch_pending(step)})
-    checkpoints.close()
-    writer.close()
+        checkpoints.close()  # Waits for the last save, still shielded from a repeated signal.
+        writer.close()
 
     session.update(end_step=step, ended=workdir_lib.now(), wall_time_s=round(time.time() - wall_start, 2),
                    train_examples_per_sec=float(np.median(examples_per_sec)) if examples_per_sec else None)
