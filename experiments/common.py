@@ -36,6 +36,23 @@ def parse_flags(argv: list[str]) -> list[str]:
     sys.exit(1)
 
 
+def config_spec_and_overrides(argv: list[str]) -> tuple[str, list[str]]:
+    """The --config file (with its :arg) and the --config.KEY=VALUE overrides, as given, so a
+    program can pass them on to the processes it starts."""
+    spec, overrides, args = None, [], iter(argv[1:])
+    for arg in args:
+        if arg.startswith("--config="):
+            spec = arg.partition("=")[2]
+        elif arg == "--config":
+            spec = next(args, None)
+        elif arg.startswith("--config."):
+            if "=" not in arg:
+                print(f"error: write {arg}=VALUE (with '='), so the runs receive it too", file=sys.stderr)
+                sys.exit(1)
+            overrides.append(arg)
+    return spec, overrides
+
+
 def run_or_exit(fn, *args, **kwargs):
     absl_logging.get_absl_handler().python_handler.addFilter(_ProjectInfoOnly())
     try:

@@ -36,8 +36,7 @@ def main(argv):
     from research import sweep
 
     f = flags.FLAGS
-    config_spec = [a.partition("=")[2] for a in sys.argv if a.startswith("--config=")][-1]
-    base_flags = [a for a in sys.argv[1:] if a.startswith("--config.")]
+    config_spec, base_flags = common.config_spec_and_overrides(sys.argv)
     if f.backend == "ray":
         from research.sweep_ray import RayBackend
         backend = RayBackend(f.ray_address, num_cpus=f.ray_num_cpus, num_gpus=f.ray_num_gpus)

@@ -185,6 +185,7 @@ def launch(runs: list[Run], sweep_dir: str, backend, status: Status, stop_reques
         if stop_request.signum is not None:
             return
         status.update(run.name, status="running", started=workdir_lib.now())
+        progress.set_postfix(running=status.count("running"), failed=status.count("failed"))
         start = time.time()
         returncode = backend.execute(run, log_path(sweep_dir, run))
         if run.finished:
