@@ -5,7 +5,9 @@ import os
 import jax
 import numpy as np
 
-from research import metrics, sharding
+from research import checkpoint, experiment, metrics, plots, sharding
+from research import logging as metric_logging
+from research import workdir as workdir_lib
 from research.data import pipeline
 from research.data.sources import Split
 
@@ -31,11 +33,26 @@ def evaluate(eval_step, state, split: Split, *, batch_size: int, mesh) -> tuple[
     return summarize(totals, len(split))
 
 
+def write_final_results(workdir: str, *, step: int, steps_per_epoch: int, split_name: str,
+                        summary: dict, confusion: np.ndarray, class_names) -> dict:
+    """A finished run's results.json, learning-curve and confusion-matrix PNGs."""
+    from research import plots
+
+    results = {"step": step, "epochs": step / steps_per_epoch,
+               **{f"eval/{split_name}/{k}": v for k, v in summary.items()},
+               f"eval/{split_name}/confusion_matrix": confusion.tolist()}
+    workdir_lib.write_json(os.path.join(workdir, "results.json"), results)
+    plots.learning_curves(metric_logging.read_metrics(workdir),
+                          os.path.join(workdir, "plots", "learning_curves.png"), title=workdir)
+    plots.confusion_matrix(confusion, class_names,
+                           os.path.join(workdir, "plots", f"confusion_{split_name}.png"),
+                           title=f"{split_name}, step {step}")
+    return results
+
+
 def evaluate_workdir(workdir: str, *, checkpoint_name: str = "best", split_name: str = "test") -> dict:
     """Evaluates a saved checkpoint of a run on a split; writes
     evaluations/step<N>_<split>.json and plots/confusion_<split>_step<N>.png."""
-    from research import checkpoint, experiment, plots
-    from research import workdir as workdir_lib
 
     config = workdir_lib.load_config(workdir)
     config.eval.split = split_name

@@ -12,7 +12,7 @@ import time
 import numpy as np
 from absl import logging
 
-from research import checkpoint, evaluation, metrics, plots, sharding
+from research import checkpoint, evaluation, metrics, sharding
 from research import logging as metric_logging
 from research import workdir as workdir_lib
 from research.data import pipeline
@@ -138,15 +138,9 @@ def train_and_evaluate(config, workdir: str, *, allow_config_change: bool = Fals
     if last_eval is None or last_eval[0] != step:  # A rerun of a finished run evaluates again.
         run_eval(step)
     _, summary, confusion = last_eval
-    results = {"step": step, "epochs": step / experiment.steps_per_epoch,
-               **{f"eval/{split_name}/{k}": v for k, v in summary.items()},
-               f"eval/{split_name}/confusion_matrix": confusion.tolist()}
-    workdir_lib.write_json(os.path.join(workdir, "results.json"), results)
-    plots.learning_curves(metric_logging.read_metrics(workdir),
-                          os.path.join(workdir, "plots", "learning_curves.png"), title=workdir)
-    plots.confusion_matrix(confusion, experiment.eval_data.class_names,
-                           os.path.join(workdir, "plots", f"confusion_{split_name}.png"),
-                           title=f"{split_name}, step {step}")
+    results = evaluation.write_final_results(
+        workdir, step=step, steps_per_epoch=experiment.steps_per_epoch, split_name=split_name,
+        summary=summary, confusion=confusion, class_names=experiment.eval_data.class_names)
     session["status"] = "finished"
     workdir_lib.record_session(workdir, session)
     return {"status": "finished", **results}

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from research import checkpoint, evaluation, metrics, optim, plots, sharding, steps
+from research import checkpoint, evaluation, metrics, optim, sharding, steps
 from research import config as config_lib
 from research import logging as metric_logging
 from research import workdir as workdir_lib
@@ -177,15 +177,9 @@ def _write_runs(runs, states, iterators, last_eval, diverged, experiment, split_
                              loop_state={"pending_train_metrics": []},
                              metrics={f"eval/{split_name}/{n}": v for n, v in summary.items()})
         run_checkpoints.close()
-        results = {"step": step, "epochs": step / experiment.steps_per_epoch,
-                   **{f"eval/{split_name}/{n}": v for n, v in summary.items()},
-                   f"eval/{split_name}/confusion_matrix": confusion.tolist()}
-        workdir_lib.write_json(os.path.join(run.workdir, "results.json"), results)
-        plots.learning_curves(metric_logging.read_metrics(run.workdir),
-                              os.path.join(run.workdir, "plots", "learning_curves.png"), title=run.name)
-        plots.confusion_matrix(confusion, experiment.eval_data.class_names,
-                               os.path.join(run.workdir, "plots", f"confusion_{split_name}.png"),
-                               title=f"{split_name}, step {step}")
+        evaluation.write_final_results(
+            run.workdir, step=step, steps_per_epoch=experiment.steps_per_epoch, split_name=split_name,
+            summary=summary, confusion=confusion, class_names=experiment.eval_data.class_names)
         workdir_lib.record_session(run.workdir, {**session, "status": "finished"})
         status.update(run.name, status="finished", returncode=0, ended=workdir_lib.now())
         progress.update(1)
