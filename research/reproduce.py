@@ -19,7 +19,8 @@ def _read_json(path: str) -> dict:
         return json.load(f)
 
 
-def _final_params(workdir: str):
+def final_params(workdir: str):
+    """The params of a workdir's latest checkpoint, as host arrays."""
     checkpoints = checkpoint.Checkpoints(os.path.join(workdir, "checkpoints"), read_only=True)
     params = checkpoints.restore_raw(checkpoints.resolve("latest"))["params"]
     checkpoints.close()
@@ -31,7 +32,7 @@ def compare_workdirs(workdir_a: str, workdir_b: str) -> dict:
     much they differ where they do not."""
     results_a = _read_json(os.path.join(workdir_a, "results.json"))
     results_b = _read_json(os.path.join(workdir_b, "results.json"))
-    params_a, params_b = _final_params(workdir_a), _final_params(workdir_b)
+    params_a, params_b = final_params(workdir_a), final_params(workdir_b)
     same_structure = jax.tree.structure(params_a) == jax.tree.structure(params_b)
     leaves = list(zip(jax.tree.leaves(params_a), jax.tree.leaves(params_b), strict=False))
     return {

@@ -1,7 +1,8 @@
 import jax
 import numpy as np
 
-from research import checkpoint, train
+from research import train
+from research.reproduce import final_params
 
 
 def test_one_and_four_devices_train_the_same(digits_config, tmp_path):
@@ -12,15 +13,9 @@ def test_one_and_four_devices_train_the_same(digits_config, tmp_path):
         digits_config.mesh.num_devices = devices
         workdir = str(tmp_path / f"devices{devices}")
         results[devices] = train.train_and_evaluate(digits_config, workdir)
-        params[devices] = restore_params(workdir)
+        params[devices] = final_params(workdir)
     for name in ("eval/test/loss", "eval/test/accuracy", "eval/test/f1"):
         np.testing.assert_allclose(results[1][name], results[4][name], rtol=1e-4, err_msg=name)
     for a, b in zip(jax.tree.leaves(params[1]), jax.tree.leaves(params[4]), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
-
-def restore_params(workdir):
-    checkpoints = checkpoint.Checkpoints(f"{workdir}/checkpoints", read_only=True)
-    state = checkpoints.restore_raw(checkpoints.resolve("latest"))
-    checkpoints.close()
-    return state["params"]

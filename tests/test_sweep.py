@@ -18,6 +18,7 @@ from research import config as config_lib
 from research import sweep, train
 from research.errors import UserError
 from research.preemption import StopRequest
+from research.reproduce import final_params
 from tests.conftest import ROOT, run_program
 
 
@@ -164,7 +165,6 @@ def test_vectorized_runs_match_runs_trained_alone(tmp_path, digits_config):
         assert together["step"] == 30
         for name in ("eval/test/loss", "eval/test/accuracy", "eval/test/f1"):
             np.testing.assert_allclose(together[name], alone[name], rtol=1e-5, atol=1e-6, err_msg=name)
-        from tests.test_train import final_params
         for a, b in zip(jax.tree.leaves(final_params(run.workdir)),
                         jax.tree.leaves(final_params(str(tmp_path / f"alone_{run.name}"))), strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)

@@ -12,8 +12,9 @@ import jax
 import numpy as np
 import pytest
 
-from research import checkpoint, train
+from research import train
 from research.errors import UserError
+from research.reproduce import final_params
 from tests.conftest import ROOT, run_program
 
 LONG_RUN = ["--config=configs/digits_mlp.py", "--config.train.steps=400",
@@ -29,13 +30,6 @@ def read_json(path):
 def saved_steps(workdir):
     directory = os.path.join(workdir, "checkpoints")
     return sorted(int(d) for d in os.listdir(directory) if d.isdigit()) if os.path.isdir(directory) else []
-
-
-def final_params(workdir):
-    checkpoints = checkpoint.Checkpoints(os.path.join(workdir, "checkpoints"), read_only=True)
-    params = checkpoints.restore_raw(checkpoints.resolve("latest"))["params"]
-    checkpoints.close()
-    return params
 
 
 def assert_same_run(workdir_a, workdir_b):
