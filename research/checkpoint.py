@@ -120,16 +120,21 @@ class Checkpoints:
         self._manager.close()
 
 
+def latest_params(workdir: str) -> tuple[int, dict]:
+    """The step and params (host arrays, no target) of `workdir`'s latest checkpoint."""
+    checkpoints = Checkpoints(os.path.join(workdir, "checkpoints"), read_only=True)
+    step = checkpoints.resolve("latest")
+    params = checkpoints.restore_raw(step)["params"]
+    checkpoints.close()
+    return step, params
+
+
 def load_params(workdir: str, target_params):
     """The params of `workdir`'s latest checkpoint, checked against `target_params`' shapes
     and placed like them (for `config.init_from`)."""
-    directory = os.path.join(workdir, "checkpoints")
-    if not os.path.isdir(directory):
+    if not os.path.isdir(os.path.join(workdir, "checkpoints")):
         raise UserError(f"init_from: {workdir} has no checkpoints/ directory")
-    checkpoints = Checkpoints(directory, read_only=True)
-    step = checkpoints.resolve("latest")
-    restored = checkpoints.restore_raw(step)["params"]
-    checkpoints.close()
+    step, restored = latest_params(workdir)
     want = jax.tree.map(np.shape, target_params)
     have = jax.tree.map(np.shape, restored)
     if want != have:

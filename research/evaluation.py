@@ -33,14 +33,20 @@ def evaluate(eval_step, state, split: Split, *, batch_size: int, mesh) -> tuple[
     return summarize(totals, len(split))
 
 
+def named(summary: dict, split_name: str, confusion: np.ndarray | None = None) -> dict:
+    """Metrics under their logged names, eval/<split>/<metric>, with the confusion matrix as
+    a nested list when given."""
+    result = {f"eval/{split_name}/{k}": v for k, v in summary.items()}
+    if confusion is not None:
+        result[f"eval/{split_name}/confusion_matrix"] = confusion.tolist()
+    return result
+
+
 def write_final_results(workdir: str, *, step: int, steps_per_epoch: int, split_name: str,
                         summary: dict, confusion: np.ndarray, class_names) -> dict:
     """A finished run's results.json, learning-curve and confusion-matrix PNGs."""
-    from research import plots
-
     results = {"step": step, "epochs": step / steps_per_epoch,
-               **{f"eval/{split_name}/{k}": v for k, v in summary.items()},
-               f"eval/{split_name}/confusion_matrix": confusion.tolist()}
+               **named(summary, split_name, confusion)}
     workdir_lib.write_json(os.path.join(workdir, "results.json"), results)
     plots.learning_curves(metric_logging.read_metrics(workdir),
                           os.path.join(workdir, "plots", "learning_curves.png"), title=workdir)
@@ -53,7 +59,6 @@ def write_final_results(workdir: str, *, step: int, steps_per_epoch: int, split_
 def evaluate_workdir(workdir: str, *, checkpoint_name: str = "best", split_name: str = "test") -> dict:
     """Evaluates a saved checkpoint of a run on a split; writes
     evaluations/step<N>_<split>.json and plots/confusion_<split>_step<N>.png."""
-
     config = workdir_lib.load_config(workdir)
     config.eval.split = split_name
     exp = experiment.build(config)
@@ -67,9 +72,7 @@ def evaluate_workdir(workdir: str, *, checkpoint_name: str = "best", split_name:
     _, eval_step = experiment.jit_steps(exp, config.seed, state)
     summary, confusion = evaluate(
         eval_step, state, exp.eval_data, batch_size=config.eval.batch_size, mesh=exp.mesh)
-    results = {"step": step, "checkpoint": checkpoint_name,
-               **{f"eval/{split_name}/{k}": v for k, v in summary.items()},
-               f"eval/{split_name}/confusion_matrix": confusion.tolist()}
+    results = {"step": step, "checkpoint": checkpoint_name, **named(summary, split_name, confusion)}
     workdir_lib.write_json(os.path.join(workdir, "evaluations", f"step{step}_{split_name}.json"), results)
     plots.confusion_matrix(confusion, exp.eval_data.class_names,
                            os.path.join(workdir, "plots", f"confusion_{split_name}_step{step}.png"),

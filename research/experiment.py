@@ -65,3 +65,10 @@ def jit_steps(experiment: Experiment, seed: int, state: TrainState):
         steps.make_eval_step(experiment.model, experiment.train_data.num_classes),
         out_shardings=replicated)
     return train_step, eval_step
+
+
+def intervals(train_config, steps_per_epoch: int) -> tuple[int, int, int]:
+    """Steps between logs, evaluations and checkpoints (0 in config: once an epoch, and
+    checkpoints at every evaluation)."""
+    eval_every = train_config.eval_every or steps_per_epoch
+    return train_config.log_every, eval_every, train_config.checkpoint_every or eval_every

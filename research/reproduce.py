@@ -21,10 +21,7 @@ def _read_json(path: str) -> dict:
 
 def final_params(workdir: str):
     """The params of a workdir's latest checkpoint, as host arrays."""
-    checkpoints = checkpoint.Checkpoints(os.path.join(workdir, "checkpoints"), read_only=True)
-    params = checkpoints.restore_raw(checkpoints.resolve("latest"))["params"]
-    checkpoints.close()
-    return params
+    return checkpoint.latest_params(workdir)[1]
 
 
 def compare_workdirs(workdir_a: str, workdir_b: str) -> dict:

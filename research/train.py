@@ -17,13 +17,8 @@ from research import logging as metric_logging
 from research import workdir as workdir_lib
 from research.data import pipeline
 from research.errors import UserError
-from research.experiment import build, initial_state, jit_steps
+from research.experiment import build, initial_state, intervals, jit_steps
 from research.preemption import StopRequest
-
-
-def _intervals(train_config, steps_per_epoch: int) -> tuple[int, int, int]:
-    eval_every = train_config.eval_every or steps_per_epoch
-    return train_config.log_every, eval_every, train_config.checkpoint_every or eval_every
 
 
 def train_and_evaluate(config, workdir: str, *, allow_config_change: bool = False) -> dict:
@@ -57,7 +52,7 @@ def train_and_evaluate(config, workdir: str, *, allow_config_change: bool = Fals
     train_step, eval_step = jit_steps(experiment, config.seed, state)
     split_name = config.eval.split
     writer = metric_logging.MetricWriter(workdir, start_step)
-    log_every, eval_every, checkpoint_every = _intervals(config.train, experiment.steps_per_epoch)
+    log_every, eval_every, checkpoint_every = intervals(config.train, experiment.steps_per_epoch)
     total_steps = experiment.total_steps
     window_start, window_steps, examples_per_sec = time.time(), 0, []
     last_eval = None  # (step, summary, confusion)
@@ -94,7 +89,7 @@ def train_and_evaluate(config, workdir: str, *, allow_config_change: bool = Fals
             eval_step, state, experiment.eval_data, batch_size=config.eval.batch_size,
             mesh=experiment.mesh)
         last_eval = (step, summary, confusion)
-        return {f"eval/{split_name}/{k}": v for k, v in summary.items()}
+        return evaluation.named(summary, split_name)
 
     step, save = start_step, True
     with StopRequest() as stop, metric_logging.progress_bar(total_steps, start_step) as bar:

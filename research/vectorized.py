@@ -23,7 +23,7 @@ from research import logging as metric_logging
 from research import workdir as workdir_lib
 from research.data import pipeline
 from research.errors import UserError
-from research.experiment import build
+from research.experiment import build, intervals
 from research.state import init_state
 
 VECTORIZABLE = {"seed", *(f"opt.{name}" for name in optim.NUMERIC_FIELDS)}
@@ -84,9 +84,7 @@ def train_group(runs, base_config, sweep_dir: str, status, stop, progress) -> No
         workdir_lib.prepare(run.workdir, config.to_dict())
         status.update(run.name, status="running", started=started, vectorized_with=len(runs))
     writers = [metric_logging.MetricWriter(run.workdir, start_step) for run in runs]
-    log_every = base_config.train.log_every
-    eval_every = base_config.train.eval_every or experiment.steps_per_epoch
-    checkpoint_every = base_config.train.checkpoint_every or eval_every
+    log_every, eval_every, checkpoint_every = intervals(base_config.train, experiment.steps_per_epoch)
     batch_size, split_name = base_config.data.batch_size, base_config.eval.split
     wall_start = window_start = time.time()
     window_steps, last_eval = 0, {}
@@ -124,7 +122,7 @@ def train_group(runs, base_config, sweep_dir: str, status, stop, progress) -> No
                 summary, confusion = evaluation.summarize(jax.tree.map(lambda x: x[k], totals),  # noqa: B023
                                                           len(experiment.eval_data))
                 last_eval[k] = (step, summary, confusion)
-                writer.write(step, {f"eval/{split_name}/{n}": v for n, v in summary.items()})
+                writer.write(step, evaluation.named(summary, split_name))
 
     device_pending, step = [], start_step
     while step < total_steps and stop.signum is None:
@@ -175,7 +173,7 @@ def _write_runs(runs, states, iterators, last_eval, diverged, experiment, split_
         run_checkpoints = checkpoint.Checkpoints(os.path.join(run.workdir, "checkpoints"))
         run_checkpoints.save(step, jax.tree.map(lambda x: x[k], states), data_iterator=iterators[k],  # noqa: B023
                              loop_state={"pending_train_metrics": []},
-                             metrics={f"eval/{split_name}/{n}": v for n, v in summary.items()})
+                             metrics=evaluation.named(summary, split_name))
         run_checkpoints.close()
         evaluation.write_final_results(
             run.workdir, step=step, steps_per_epoch=experiment.steps_per_epoch, split_name=split_name,
