@@ -5,6 +5,7 @@ Rerunning a sweep resumes it: finished runs (results.json present) are skipped, 
 others rerun their train command, which resumes from their checkpoints.
 """
 
+import collections
 import concurrent.futures
 import dataclasses
 import importlib.util
@@ -241,10 +242,7 @@ def run_sweep(config_spec: str, base_config, base_flags: list[str], sweep_name: 
                 launch(runs, sweep_dir, backend, status, stop, progress)
         if stop.signum is not None:
             return {"stopped": stop.signum}
-    sweep_report.summarize(runs, status.runs, sweep_dir, best_metric=base_config.train.best_metric,
-                           best_mode=base_config.train.best_mode, title=f"{config_spec} sweep {sweep_name}")
-    counts = {}
-    for run in runs:
-        state = "finished" if run.finished else status.runs.get(run.name, {}).get("status", "pending")
-        counts[state] = counts.get(state, 0) + 1
-    return counts
+    rows = sweep_report.summarize(
+        runs, status.runs, sweep_dir, best_metric=base_config.train.best_metric,
+        best_mode=base_config.train.best_mode, title=f"{config_spec} sweep {sweep_name}")
+    return dict(collections.Counter(row["status"] for row in rows))
