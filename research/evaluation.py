@@ -5,7 +5,7 @@ import os
 import jax
 import numpy as np
 
-from research import checkpoint, experiment, metrics, plots, sharding
+from research import checkpoint, experiment, plots, sharding
 from research import logging as metric_logging
 from research import workdir as workdir_lib
 from research.data import pipeline
@@ -21,16 +21,11 @@ def accumulate(eval_step, state, split: Split, *, batch_size: int, mesh) -> dict
     return jax.device_get(totals)
 
 
-def summarize(totals: dict, num_examples: int) -> tuple[dict, np.ndarray]:
-    """Loss, accuracy, macro precision/recall/F1 and the confusion matrix from the sums."""
-    confusion = np.asarray(totals["confusion"])
-    summary = {"loss": float(totals["loss_sum"]) / num_examples, **metrics.classification_summary(confusion)}
-    return summary, confusion
-
-
-def evaluate(eval_step, state, split: Split, *, batch_size: int, mesh) -> tuple[dict, np.ndarray]:
-    totals = accumulate(eval_step, state, split, batch_size=batch_size, mesh=mesh)
-    return summarize(totals, len(split))
+def evaluate(eval_step, task, state, split: Split, *, batch_size: int,
+             mesh) -> tuple[dict, np.ndarray | None]:
+    """The task's summary of one pass over `split`, and its confusion matrix (None for a
+    language model)."""
+    return task.summarize(accumulate(eval_step, state, split, batch_size=batch_size, mesh=mesh))
 
 
 def named(summary: dict, split_name: str, confusion: np.ndarray | None = None) -> dict:
@@ -43,16 +38,17 @@ def named(summary: dict, split_name: str, confusion: np.ndarray | None = None) -
 
 
 def write_final_results(workdir: str, *, step: int, steps_per_epoch: int, split_name: str,
-                        summary: dict, confusion: np.ndarray, class_names) -> dict:
-    """A finished run's results.json, learning-curve and confusion-matrix PNGs."""
+                        summary: dict, confusion: np.ndarray | None, class_names) -> dict:
+    """A finished run's results.json, learning-curve and (for classifiers) confusion-matrix PNGs."""
     results = {"step": step, "epochs": step / steps_per_epoch,
                **named(summary, split_name, confusion)}
     workdir_lib.write_json(os.path.join(workdir, "results.json"), results)
     plots.learning_curves(metric_logging.read_metrics(workdir),
                           os.path.join(workdir, "plots", "learning_curves.png"), title=workdir)
-    plots.confusion_matrix(confusion, class_names,
-                           os.path.join(workdir, "plots", f"confusion_{split_name}.png"),
-                           title=f"{split_name}, step {step}")
+    if confusion is not None:
+        plots.confusion_matrix(confusion, class_names,
+                               os.path.join(workdir, "plots", f"confusion_{split_name}.png"),
+                               title=f"{split_name}, step {step}")
     return results
 
 
@@ -71,10 +67,11 @@ def evaluate_workdir(workdir: str, *, checkpoint_name: str = "best", split_name:
     checkpoints.close()
     _, eval_step = experiment.jit_steps(exp, config.seed, state)
     summary, confusion = evaluate(
-        eval_step, state, exp.eval_data, batch_size=config.eval.batch_size, mesh=exp.mesh)
+        eval_step, exp.task, state, exp.eval_data, batch_size=config.eval.batch_size, mesh=exp.mesh)
     results = {"step": step, "checkpoint": checkpoint_name, **named(summary, split_name, confusion)}
     workdir_lib.write_json(os.path.join(workdir, "evaluations", f"step{step}_{split_name}.json"), results)
-    plots.confusion_matrix(confusion, exp.eval_data.class_names,
-                           os.path.join(workdir, "plots", f"confusion_{split_name}_step{step}.png"),
-                           title=f"{split_name}, step {step}")
+    if confusion is not None:
+        plots.confusion_matrix(confusion, exp.eval_data.class_names,
+                               os.path.join(workdir, "plots", f"confusion_{split_name}_step{step}.png"),
+                               title=f"{split_name}, step {step}")
     return results

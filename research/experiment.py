@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import optax
 
-from research import models, optim, sharding, steps
+from research import models, optim, sharding, steps, tasks
 from research.data import sources
 from research.errors import UserError
 from research.state import TrainState, init_state
@@ -21,6 +21,7 @@ class Experiment:
     """What a config builds: the pieces the step functions and the loop are made from."""
 
     model: object
+    task: object  # tasks.Classification or tasks.LanguageModeling
     tx: optax.GradientTransformation
     schedule: optax.Schedule
     train_data: sources.Split
@@ -42,16 +43,22 @@ def build(config) -> Experiment:
         raise UserError("nothing to train: set --config.train.steps or --config.train.epochs above 0")
     tx, schedule = optim.make_optimizer(config.opt, total_steps)
     return Experiment(
-        model=models.build(config.model, train_data.num_classes), tx=tx, schedule=schedule,
+        model=models.build(config.model, train_data.num_classes),
+        task=tasks.for_model(config.model.name, train_data.num_classes), tx=tx, schedule=schedule,
         train_data=train_data, eval_data=eval_data, mesh=mesh,
         steps_per_epoch=steps_per_epoch, total_steps=total_steps)
 
 
 def initial_state(experiment: Experiment, seed: int) -> TrainState:
     """The state at step 0, made on device and replicated over the mesh."""
-    example_input = np.zeros((1, *experiment.train_data.arrays["image"].shape[1:]), np.float32)
-    init = lambda: init_state(experiment.model, experiment.tx, example_input, seed)  # noqa: E731
+    init = lambda: init_state(experiment.model, experiment.tx, example_batch(experiment), seed)  # noqa: E731
     return jax.jit(init, out_shardings=sharding.replicated(experiment.mesh))()
+
+
+def example_batch(experiment: Experiment) -> dict[str, np.ndarray]:
+    """A one-row batch of zeros shaped like the training data: what `init_state` needs."""
+    return {name: np.zeros((1, *values.shape[1:]), values.dtype)
+            for name, values in experiment.train_data.arrays.items()}
 
 
 def jit_steps(experiment: Experiment, seed: int, state: TrainState):
@@ -59,10 +66,10 @@ def jit_steps(experiment: Experiment, seed: int, state: TrainState):
     state_sharding = jax.tree.map(lambda x: x.sharding, state)
     replicated = sharding.replicated(experiment.mesh)
     train_step = jax.jit(
-        steps.make_train_step(experiment.model, experiment.tx, experiment.schedule, seed),
+        steps.make_train_step(experiment.model, experiment.tx, experiment.schedule, seed, experiment.task),
         donate_argnums=0, out_shardings=(state_sharding, replicated))
     eval_step = jax.jit(
-        steps.make_eval_step(experiment.model, experiment.train_data.num_classes),
+        steps.make_eval_step(experiment.model, experiment.task),
         out_shardings=replicated)
     return train_step, eval_step
 

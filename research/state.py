@@ -21,9 +21,14 @@ class TrainState:
         return {"params": self.params, **self.model_state}
 
 
-def init_state(model: nn.Module, tx: optax.GradientTransformation, example_input, seed: int) -> TrainState:
-    """Initial state from `key(seed)`; pure, so it can be jitted or shape-evaluated."""
-    variables = model.init(jax.random.key(seed), example_input, train=False)
+def init_state(model: nn.Module, tx: optax.GradientTransformation, example_batch: dict,
+               seed: int) -> TrainState:
+    """Initial state from `key(seed)`; pure, so it can be jitted or shape-evaluated.
+    `example_batch` gives the inputs' shapes and dtypes (one row is enough)."""
+    from research.steps import model_inputs
+
+    x, inputs = model_inputs(example_batch)
+    variables = model.init(jax.random.key(seed), x, **inputs, train=False)
     params = variables.pop("params")
     return TrainState(
         step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),

@@ -7,53 +7,52 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from research import metrics
 from research.state import TrainState
 
 
-def model_inputs(batch: dict[str, jax.Array]) -> jax.Array:
-    """uint8 images to float32 in [0, 1]; done on device so the host moves 4x fewer bytes."""
-    return batch["image"].astype(jnp.float32) / 255.0
+def model_inputs(batch: dict[str, jax.Array]) -> tuple[jax.Array, dict]:
+    """The model's input and keyword inputs: uint8 images become float32 in [0, 1] on device
+    (the host moves 4x fewer bytes), signals pass as they are, token ids come with their
+    padding mask (padding is the batch's business; models only respect the mask)."""
+    if "image" in batch:
+        return batch["image"].astype(jnp.float32) / 255.0, {}
+    if "signal" in batch:
+        return batch["signal"], {}
+    if "tokens" in batch:
+        return batch["tokens"], {"mask": batch["token_mask"]}
+    raise ValueError(f"a batch needs image, signal or tokens; it has {sorted(batch)}")
 
 
 def make_train_step(model: nn.Module, tx: optax.GradientTransformation, schedule: optax.Schedule,
-                    seed: int) -> Callable:
+                    seed: int, task) -> Callable:
     def train_step(state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainState, dict]:
         # Randomness is a function of (seed, step): nothing random is carried between steps.
         dropout_key = jax.random.fold_in(jax.random.key(seed), state.step)
+        x, inputs = model_inputs(batch)
 
         def loss_fn(params):
-            logits_BxK, model_state = model.apply(
-                {"params": params, **state.model_state}, model_inputs(batch), train=True,
+            logits, model_state = model.apply(
+                {"params": params, **state.model_state}, x, **inputs, train=True,
                 rngs={"dropout": dropout_key}, mutable=list(state.model_state))
-            loss = optax.softmax_cross_entropy_with_integer_labels(logits_BxK, batch["label"]).mean()
-            return loss, (logits_BxK, model_state)
+            loss, task_metrics = task.loss_and_metrics(logits, batch)
+            return loss, (task_metrics, model_state)
 
-        (loss, (logits_BxK, model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        (loss, (task_metrics, model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         new_state = state.replace(
             step=state.step + 1, params=optax.apply_updates(state.params, updates),
             opt_state=opt_state, model_state=model_state)
-        step_metrics = {
-            "loss": loss,
-            "accuracy": (logits_BxK.argmax(-1) == batch["label"]).mean(),
-            "grad_norm": optax.global_norm(grads),
-            "lr": schedule(state.step),
-        }
+        step_metrics = {"loss": loss, **task_metrics, "grad_norm": optax.global_norm(grads),
+                        "lr": schedule(state.step)}
         return new_state, step_metrics
 
     return train_step
 
 
-def make_eval_step(model: nn.Module, num_classes: int) -> Callable:
+def make_eval_step(model: nn.Module, task) -> Callable:
     def eval_step(state: TrainState, batch: dict[str, jax.Array]) -> dict:
-        """Sums over the batch's real rows: loss and the confusion matrix."""
-        logits_BxK = model.apply(state.variables, model_inputs(batch), train=False)
-        losses_B = optax.softmax_cross_entropy_with_integer_labels(logits_BxK, batch["label"])
-        return {
-            "loss_sum": jnp.where(batch["mask"], losses_B, 0.0).sum(),
-            "confusion": metrics.confusion_matrix(
-                batch["label"], logits_BxK.argmax(-1), batch["mask"], num_classes),
-        }
+        """The task's sums over the batch's real rows."""
+        x, inputs = model_inputs(batch)
+        return task.eval_sums(model.apply(state.variables, x, **inputs, train=False), batch)
 
     return eval_step

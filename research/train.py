@@ -86,7 +86,7 @@ def train_and_evaluate(config, workdir: str, *, allow_config_change: bool = Fals
     def run_eval(step: int) -> dict:
         nonlocal last_eval
         summary, confusion = evaluation.evaluate(
-            eval_step, state, experiment.eval_data, batch_size=config.eval.batch_size,
+            eval_step, experiment.task, state, experiment.eval_data, batch_size=config.eval.batch_size,
             mesh=experiment.mesh)
         last_eval = (step, summary, confusion)
         return evaluation.named(summary, split_name)

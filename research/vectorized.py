@@ -23,7 +23,7 @@ from research import logging as metric_logging
 from research import workdir as workdir_lib
 from research.data import pipeline
 from research.errors import UserError
-from research.experiment import build, intervals
+from research.experiment import build, example_batch, intervals
 from research.state import init_state
 
 VECTORIZABLE = {"seed", *(f"opt.{name}" for name in optim.NUMERIC_FIELDS)}
@@ -43,9 +43,9 @@ def _group_steps(experiment, static_opt, model):
 
     def train_one(numbers, seed, state, batch):
         tx, schedule = optim.make_optimizer(static_opt, experiment.total_steps, numbers)
-        return steps.make_train_step(model, tx, schedule, seed)(state, batch)
+        return steps.make_train_step(model, tx, schedule, seed, experiment.task)(state, batch)
 
-    eval_one = steps.make_eval_step(model, experiment.train_data.num_classes)
+    eval_one = steps.make_eval_step(model, experiment.task)
     return (jax.jit(jax.vmap(train_one), donate_argnums=2),
             jax.jit(jax.vmap(eval_one, in_axes=(0, None))))
 
@@ -62,7 +62,7 @@ def train_group(runs, base_config, sweep_dir: str, status, stop, progress) -> No
     numbers = {name: jnp.asarray([c.opt[name] for c in configs], jnp.float32) for name in swept_opt}
     seeds = jnp.asarray([c.seed for c in configs], jnp.int32)
     tx, _ = optim.make_optimizer(static_opt, total_steps)
-    example = np.zeros((1, *experiment.train_data.arrays["image"].shape[1:]), np.float32)
+    example = example_batch(experiment)
     states = jax.jit(jax.vmap(lambda seed: init_state(model, tx, example, seed)),
                      out_shardings=sharding.replicated(mesh))(seeds)
     group_train_step, group_eval_step = _group_steps(experiment, static_opt, model)
@@ -119,8 +119,7 @@ def train_group(runs, base_config, sweep_dir: str, status, stop, progress) -> No
                                        batch_size=base_config.eval.batch_size, mesh=mesh)
         for k, writer in enumerate(writers):
             if diverged[k] is None:
-                summary, confusion = evaluation.summarize(jax.tree.map(lambda x: x[k], totals),  # noqa: B023
-                                                          len(experiment.eval_data))
+                summary, confusion = experiment.task.summarize(jax.tree.map(lambda x: x[k], totals))  # noqa: B023
                 last_eval[k] = (step, summary, confusion)
                 writer.write(step, evaluation.named(summary, split_name))
 

@@ -1,0 +1,80 @@
+"""What a model learns to predict: its loss and train metrics, the sums an evaluation pass
+adds up, and the summary made from those sums.
+
+Classification predicts one label an example; language modelling predicts every next token.
+The model's family decides which (`for_model`), so a config never states it twice.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from research import metrics
+
+LANGUAGE_MODELS = {"lm"}
+
+
+class Classification:
+    """Integer labels `batch["label"]`, logits [B, K]."""
+
+    def __init__(self, num_classes: int):
+        self.num_classes = num_classes
+
+    def loss_and_metrics(self, logits_BxK: jax.Array, batch: dict) -> tuple[jax.Array, dict]:
+        loss = optax.softmax_cross_entropy_with_integer_labels(logits_BxK, batch["label"]).mean()
+        return loss, {"accuracy": (logits_BxK.argmax(-1) == batch["label"]).mean()}
+
+    def eval_sums(self, logits_BxK: jax.Array, batch: dict) -> dict:
+        """Sums over the batch's real rows (`batch["mask"]`): loss and the confusion matrix."""
+        losses_B = optax.softmax_cross_entropy_with_integer_labels(logits_BxK, batch["label"])
+        return {
+            "loss_sum": jnp.where(batch["mask"], losses_B, 0.0).sum(),
+            "examples": batch["mask"].sum(),
+            "confusion": metrics.confusion_matrix(
+                batch["label"], logits_BxK.argmax(-1), batch["mask"], self.num_classes),
+        }
+
+    def summarize(self, totals: dict) -> tuple[dict, np.ndarray]:
+        """Loss, accuracy, macro precision/recall/F1, and the confusion matrix."""
+        confusion = np.asarray(totals["confusion"])
+        summary = {"loss": float(totals["loss_sum"]) / int(totals["examples"]),
+                   **metrics.classification_summary(confusion)}
+        return summary, confusion
+
+
+class LanguageModeling:
+    """Next-token prediction over `batch["tokens"]` [B, L] where `batch["token_mask"]` is set;
+    logits [B, L, V]. Loss and accuracy are per predicted token."""
+
+    def _token_terms(self, logits_BxLxV: jax.Array, batch: dict) -> tuple[jax.Array, ...]:
+        targets_BxT = batch["tokens"][:, 1:]
+        weights_BxT = batch["token_mask"][:, 1:]
+        if "mask" in batch:  # Padding rows of an evaluation batch.
+            weights_BxT = weights_BxT & batch["mask"][:, None]
+        losses_BxT = optax.softmax_cross_entropy_with_integer_labels(logits_BxLxV[:, :-1], targets_BxT)
+        correct_BxT = logits_BxLxV[:, :-1].argmax(-1) == targets_BxT
+        return losses_BxT, correct_BxT, weights_BxT
+
+    def loss_and_metrics(self, logits_BxLxV: jax.Array, batch: dict) -> tuple[jax.Array, dict]:
+        losses, correct, weights = self._token_terms(logits_BxLxV, batch)
+        tokens = jnp.maximum(weights.sum(), 1)
+        return (jnp.where(weights, losses, 0.0).sum() / tokens,
+                {"accuracy": (correct & weights).sum() / tokens})
+
+    def eval_sums(self, logits_BxLxV: jax.Array, batch: dict) -> dict:
+        losses, correct, weights = self._token_terms(logits_BxLxV, batch)
+        return {"loss_sum": jnp.where(weights, losses, 0.0).sum(), "correct": (correct & weights).sum(),
+                "tokens": weights.sum()}
+
+    def summarize(self, totals: dict) -> tuple[dict, None]:
+        """Loss and accuracy per predicted token, and perplexity; no confusion matrix."""
+        tokens = max(int(totals["tokens"]), 1)
+        loss = float(totals["loss_sum"]) / tokens
+        return {"loss": loss, "perplexity": float(np.exp(loss)),
+                "accuracy": int(totals["correct"]) / tokens}, None
+
+
+def for_model(model_name: str, num_classes: int):
+    """The task a model family is trained on."""
+    return LanguageModeling() if model_name in LANGUAGE_MODELS else Classification(num_classes)
