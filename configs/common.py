@@ -16,6 +16,11 @@ def base_config() -> ml_collections.ConfigDict:
     config.data.idx_dir = ""  # Fashion-MNIST IDX files; "" is the Debian package's directory.
     config.data.tfds_dir = ""  # Where TFDS prepares datasets; "" is TFDS's default.
     config.data.batch_size = 128
+    # Training-stream ops joined by "|", e.g. "random_crop(pad=4)|flip_lr|random_erasing(p=0.5)"
+    # (research/data/augment.py).
+    config.data.augment = ""
+    config.data.vocab_size = 8000  # Text: tokenizer vocabulary, trained on the train split.
+    config.data.max_len = 256  # Text: tokens an example (classifiers) or a window (language models).
 
     config.model = mlp_model()
 

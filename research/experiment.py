@@ -11,7 +11,7 @@ import numpy as np
 import optax
 
 from research import models, optim, sharding, steps, tasks
-from research.data import sources
+from research.data import augment, sources
 from research.errors import UserError
 from research.state import TrainState, init_state
 
@@ -27,6 +27,7 @@ class Experiment:
     train_data: sources.Split
     eval_data: sources.Split
     mesh: jax.sharding.Mesh
+    augment: object  # (batch, rng) -> batch for the training stream, or None.
     steps_per_epoch: int
     total_steps: int
 
@@ -42,10 +43,13 @@ def build(config) -> Experiment:
     if total_steps <= 0:
         raise UserError("nothing to train: set --config.train.steps or --config.train.epochs above 0")
     tx, schedule = optim.make_optimizer(config.opt, total_steps)
+    augment_batch = augment.parse(config.data.augment)
+    if augment_batch is not None and "image" not in train_data.arrays:
+        raise UserError(f"data.augment has image ops but {config.data.name!r} has no images")
     return Experiment(
         model=models.build(config.model, train_data.num_classes),
         task=tasks.for_model(config.model.name, train_data.num_classes), tx=tx, schedule=schedule,
-        train_data=train_data, eval_data=eval_data, mesh=mesh,
+        train_data=train_data, eval_data=eval_data, mesh=mesh, augment=augment_batch,
         steps_per_epoch=steps_per_epoch, total_steps=total_steps)
 
 

@@ -31,7 +31,8 @@ def train_and_evaluate(config, workdir: str, *, allow_config_change: bool = Fals
     workdir_lib.prepare(workdir, config.to_dict(), allow_config_change=allow_config_change)
     state = initial_state(experiment, config.seed)
     train_iterator = pipeline.train_batches(
-        experiment.train_data.arrays, batch_size=config.data.batch_size, seed=config.seed)
+        experiment.train_data.arrays, batch_size=config.data.batch_size, seed=config.seed,
+        augment=experiment.augment)
     checkpoints = checkpoint.Checkpoints(
         os.path.join(workdir, "checkpoints"), keep=config.train.keep,
         best_metric=config.train.best_metric, best_mode=config.train.best_mode)

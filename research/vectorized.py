@@ -68,7 +68,7 @@ def train_group(runs, base_config, sweep_dir: str, status, stop, progress) -> No
     group_train_step, group_eval_step = _group_steps(experiment, static_opt, model)
 
     iterators = [pipeline.train_batches(experiment.train_data.arrays, batch_size=c.data.batch_size,
-                                        seed=c.seed) for c in configs]
+                                        seed=c.seed, augment=experiment.augment) for c in configs]
     group_checkpoints = checkpoint.Checkpoints(
         os.path.join(sweep_dir, "_vectorized", "checkpoints"), keep=1)
     restored = group_checkpoints.restore_latest_good(checkpoint.abstract_like(states))

@@ -47,13 +47,14 @@ class EpochPermutations:
         return indices
 
 
-def train_batches(arrays: dict[str, np.ndarray], *, batch_size: int, seed: int):
+def train_batches(arrays: dict[str, np.ndarray], *, batch_size: int, seed: int, augment=None):
     """An endless Grain iterator of training batches.
 
     Batch b holds stream positions [b * batch_size, (b + 1) * batch_size) of EpochPermutations,
-    so batches run across epoch boundaries and no example is dropped. It is a Grain MapDataset
-    over batch numbers: random access, prefetched in a thread, and its get_state/set_state
-    (the next batch number) make it part of the checkpoint.
+    so batches run across epoch boundaries and no example is dropped. `augment` (from
+    `augment.parse`) transforms batch b with a generator seeded by (seed, b, process).
+    It is a Grain MapDataset over batch numbers: random access, prefetched in a thread, and
+    its get_state/set_state (the next batch number) make it part of the checkpoint.
     """
     permutations = EpochPermutations(len(arrays["label"]), seed)
     rows = _local_rows(batch_size)
@@ -61,7 +62,10 @@ def train_batches(arrays: dict[str, np.ndarray], *, batch_size: int, seed: int):
     def gather(batch_number: int) -> dict[str, np.ndarray]:
         positions = np.arange(batch_number * batch_size, (batch_number + 1) * batch_size)[rows]
         indices = permutations(positions)
-        return {name: values[indices] for name, values in arrays.items()}
+        batch = {name: values[indices] for name, values in arrays.items()}
+        if augment is not None:
+            batch = augment(batch, np.random.default_rng([seed, batch_number, jax.process_index()]))
+        return batch
 
     dataset = grain.MapDataset.range(sys.maxsize).map(gather)
     return iter(dataset.to_iter_dataset(grain.ReadOptions(num_threads=1, prefetch_buffer_size=8)))
