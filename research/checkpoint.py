@@ -13,6 +13,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
+from flax import traverse_util
 
 from research.errors import UserError
 
@@ -129,16 +130,32 @@ def latest_params(workdir: str) -> tuple[int, dict]:
     return step, params
 
 
-def load_params(workdir: str, target_params):
-    """The params of `workdir`'s latest checkpoint, checked against `target_params`' shapes
-    and placed like them (for `config.init_from`)."""
+def load_matching(workdir: str, target: dict) -> dict:
+    """`target` ({"params": ..., "model_state": ...}, arrays placed on devices) with every
+    leaf that `workdir`'s latest checkpoint has at the same path taken from it (for
+    `config.init_from`). Leaves it lacks, such as a new classifier head, keep their value
+    from `target`; a leaf both have with different shapes is an error, and so is a
+    checkpoint that shares no parameter with `target`."""
     if not os.path.isdir(os.path.join(workdir, "checkpoints")):
         raise UserError(f"init_from: {workdir} has no checkpoints/ directory")
-    step, restored = latest_params(workdir)
-    want = jax.tree.map(np.shape, target_params)
-    have = jax.tree.map(np.shape, restored)
-    if want != have:
-        raise UserError(f"init_from: the params of {workdir} (step {step}) do not match this "
-                        f"model's: {have} vs {want}")
-    return jax.tree.map(lambda new, old: jax.device_put(np.asarray(new, old.dtype), old.sharding),
-                        restored, target_params)
+    checkpoints = Checkpoints(os.path.join(workdir, "checkpoints"), read_only=True)
+    step = checkpoints.resolve("latest")
+    saved = checkpoints.restore_raw(step)
+    checkpoints.close()
+    saved = traverse_util.flatten_dict({k: saved.get(k) or {} for k in target}, sep="/")
+    wanted = traverse_util.flatten_dict(target, sep="/")
+    loaded, kept = {}, []
+    for path, leaf in wanted.items():
+        if path not in saved:
+            kept.append(path)
+            continue
+        if np.shape(saved[path]) != leaf.shape:
+            raise UserError(f"init_from: {path} has shape {np.shape(saved[path])} in {workdir} "
+                            f"(step {step}) but {leaf.shape} in this model; change the model's "
+                            "sizes to match or rename the part to start it afresh")
+        loaded[path] = jax.device_put(np.asarray(saved[path], leaf.dtype), leaf.sharding)
+    if not any(path.startswith("params/") for path in loaded):
+        raise UserError(f"init_from: {workdir} (step {step}) shares no parameter with this model")
+    logging.info("init_from %s step %d: loaded %d arrays; newly initialised: %s",
+                 workdir, step, len(loaded), kept or "none")
+    return traverse_util.unflatten_dict({**wanted, **loaded}, sep="/")

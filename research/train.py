@@ -27,9 +27,14 @@ def train_and_evaluate(config, workdir: str, *, allow_config_change: bool = Fals
     process receives SIGTERM or SIGINT; the returned dict then has "status": "stopped"."""
     wall_start = time.time()
     session = {"started": workdir_lib.now(), "argv": list(sys.argv), "status": "running"}
-    experiment = build(config)  # Before touching the workdir: bad data or config leave it as it was.
-    workdir_lib.prepare(workdir, config.to_dict(), allow_config_change=allow_config_change)
+    # Everything that can fail on bad input comes before the workdir is touched.
+    experiment = build(config)
     state = initial_state(experiment, config.seed)
+    warm_start = None
+    if config.init_from:  # Used only when the run does not resume from a checkpoint of its own.
+        warm_start = checkpoint.load_matching(
+            config.init_from, {"params": state.params, "model_state": state.model_state})
+    workdir_lib.prepare(workdir, config.to_dict(), allow_config_change=allow_config_change)
     train_iterator = pipeline.train_batches(
         experiment.train_data.arrays, batch_size=config.data.batch_size, seed=config.seed,
         augment=experiment.augment)
@@ -42,8 +47,8 @@ def train_and_evaluate(config, workdir: str, *, allow_config_change: bool = Fals
     pending = []
     if restored is not None:
         state, pending = restored.state, restored.loop_state["pending_train_metrics"]
-    elif config.init_from:
-        state = state.replace(params=checkpoint.load_params(config.init_from, state.params))
+    elif warm_start is not None:
+        state = state.replace(**warm_start)
     start_step = int(state.step)
     session["start_step"] = start_step
     workdir_lib.record_session(workdir, session)

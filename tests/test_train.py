@@ -196,8 +196,27 @@ def test_init_from_starts_with_another_runs_params(digits_config, tmp_path):
         np.testing.assert_array_equal(a, b)
 
     digits_config.model.hidden_sizes = (16,)
-    with pytest.raises(UserError, match="do not match"):
+    with pytest.raises(UserError, match="params/Dense_0/bias has shape \\(32,\\) in .* but \\(16,\\)"):
         train.train_and_evaluate(digits_config, str(tmp_path / "mismatch"))
+    assert not os.path.exists(tmp_path / "mismatch" / "checkpoints")
+
+
+def test_init_from_loads_matching_parts_and_initialises_the_rest(digits_config, tmp_path):
+    """A deeper MLP starts from a shallower one: the layers they share come from the source,
+    the extra layer is initialised as usual."""
+    source = str(tmp_path / "source")
+    digits_config.train.steps = 20
+    digits_config.model.update(name="mlp", hidden_sizes=(32,))
+    train.train_and_evaluate(digits_config, source)
+    digits_config.model.hidden_sizes = (32, 10)
+    digits_config.init_from = source
+    digits_config.opt.update(name="sgd", lr=0.0)
+    digits_config.train.steps = 1
+    train.train_and_evaluate(digits_config, str(tmp_path / "deeper"))
+    source_params, deeper_params = final_params(source), final_params(str(tmp_path / "deeper"))
+    np.testing.assert_array_equal(source_params["Dense_0"]["kernel"], deeper_params["Dense_0"]["kernel"])
+    np.testing.assert_array_equal(source_params["Dense_1"]["kernel"], deeper_params["Dense_1"]["kernel"])
+    assert deeper_params["Dense_2"]["kernel"].shape == (10, 10)
 
 
 def test_evaluate_program(digits_config, tmp_path):
