@@ -121,10 +121,13 @@ class Checkpoints:
         self._manager.close()
 
 
-def latest_params(workdir: str) -> tuple[int, dict]:
-    """The step and params (host arrays, no target) of `workdir`'s latest checkpoint."""
+def latest_params(workdir: str, which: str = "latest") -> tuple[int, dict]:
+    """The step and params (host arrays, no target) of `workdir`'s checkpoint `which`
+    (latest, best or a step)."""
+    if not os.path.isdir(os.path.join(workdir, "checkpoints")):
+        raise UserError(f"{workdir} has no checkpoints/ directory: is it the workdir of a run?")
     checkpoints = Checkpoints(os.path.join(workdir, "checkpoints"), read_only=True)
-    step = checkpoints.resolve("latest")
+    step = checkpoints.resolve(which)
     params = checkpoints.restore_raw(step)["params"]
     checkpoints.close()
     return step, params

@@ -1,0 +1,204 @@
+"""Reruns published result tables: each row is a seeds sweep of a config, run through
+experiments.sweep (so a killed run resumes), summarised next to the published number.
+
+  .venv/bin/python scripts/reproduce_tables.py --table=mnist1d
+  .venv/bin/python scripts/reproduce_tables.py --table=fashion_mnist --rows=mlp,cnn,cnn_bn,resnet_cpu
+  .venv/bin/python scripts/reproduce_tables.py --table=bbc_news
+  .venv/bin/python scripts/reproduce_tables.py --table=mnist1d --summarize_only
+
+Writes <runs_dir>/<table>.md (and .json): per row the published figure, ours as mean ± sample
+std over seeds, the seeds, the row's wall time (every sweep command it took, summed) and the
+hardware it ran on. Rows marked "accelerator" run only when named in --rows.
+"""
+
+import dataclasses
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import numpy as np
+from absl import app, flags
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+flags.DEFINE_string("table", None, "Which table: mnist1d, fashion_mnist or bbc_news.")
+flags.DEFINE_list("rows", [], "Rows to run (default: every row not marked accelerator).")
+flags.DEFINE_string("runs_dir", "runs/tables", "Where the sweeps and the tables are written.")
+flags.DEFINE_bool("summarize_only", False, "Write the table from what has run; start nothing.")
+flags.DEFINE_integer("parallel", 1, "Runs at a time within a row (experiments.sweep --parallel).")
+flags.mark_flag_as_required("table")
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    name: str
+    label: str
+    config: str
+    published: str
+    sweep: str = "seeds"
+    vectorize: bool = False
+    accelerator: bool = False
+    metric: str = "accuracy"  # Read from eval/test/<metric>.
+    init_from_row: str = ""  # Starts every run from seed 0 of that row's sweep.
+
+
+TABLES = {
+    "mnist1d": ("MNIST-1D test accuracy (Greydanus 2020, github.com/greydanus/mnist1d README)", [
+        Row("logreg", "Logistic regression", "configs/mnist1d.py:model=logreg", "32%", vectorize=True),
+        Row("mlp", "MLP", "configs/mnist1d.py:model=mlp", "68%", vectorize=True),
+        Row("cnn", "CNN", "configs/mnist1d.py:model=cnn", "94%", vectorize=True),
+        Row("gru", "GRU", "configs/mnist1d.py:model=gru", "91%", vectorize=True),
+    ]),
+    "fashion_mnist": ("Fashion-MNIST test accuracy (zalandoresearch/fashion-mnist benchmark table)", [
+        Row("mlp", "MLP 256-128-100", "configs/fashion_mnist_benchmark.py:row=mlp", "0.8833",
+            vectorize=True),
+        Row("cnn", "2 Conv+pooling", "configs/fashion_mnist_benchmark.py:row=cnn", "0.876"),
+        Row("cnn_bn", "2 Conv+pooling+BN", "configs/fashion_mnist_benchmark.py:row=cnn_bn", "0.934"),
+        Row("resnet_cpu", "ResNet, 3 stages x 1 block, widths 16-32-64 (CPU-sized)",
+            "configs/fashion_mnist_benchmark.py:row=resnet_cpu", "-"),
+        Row("resnet18", "ResNet18", "configs/fashion_mnist_benchmark.py:row=resnet18", "0.949",
+            accelerator=True),
+    ]),
+    "bbc_news": ("BBC News (5 classes, our seeded stratified 80/20 split) test accuracy", [
+        Row("lm", "Transformer LM pretrained on the training texts (perplexity)",
+            "configs/bbc_news.py:model=lm", "-", sweep="pretrain", metric="perplexity"),
+        Row("scratch", "Transformer classifier from scratch", "configs/bbc_news.py:model=transformer",
+            "98.3% (SVM)"),
+        Row("finetuned", "Transformer classifier fine-tuned from the LM",
+            "configs/bbc_news.py:model=transformer", "98.3% (SVM)", init_from_row="lm"),
+    ]),
+}
+
+
+def hardware() -> str:
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{os.cpu_count()} CPU cores ({model})"
+
+
+def sweep_dir(table: str, row: Row) -> str:
+    return os.path.join(flags.FLAGS.runs_dir, table, row.name)
+
+
+def run_row(table: str, row: Row, rows_by_name: dict) -> None:
+    """Runs (or resumes) the row's sweep; adds the command's wall time to row.json."""
+    directory = sweep_dir(table, row)
+    command = [sys.executable, "-m", "experiments.sweep", f"--config={row.config}",
+               f"--sweep={row.sweep}", f"--sweep_dir={directory}",
+               f"--parallel={flags.FLAGS.parallel}"]
+    if row.vectorize:
+        command.append("--vectorize")
+    if row.init_from_row:
+        command.append(f"--config.init_from={sweep_dir(table, rows_by_name[row.init_from_row])}/seed=0")
+    print(f"[{table}/{row.name}] {' '.join(command[1:])}", flush=True)
+    start = time.time()
+    result = subprocess.run(command, cwd=ROOT)
+    elapsed = time.time() - start
+    record_path = os.path.join(directory, "row.json")
+    record = _read_json(record_path) or {"wall_time_s": 0.0}
+    record.update(wall_time_s=record["wall_time_s"] + elapsed, hardware=hardware(),
+                  command=" ".join(["python", *command[1:]]))
+    os.makedirs(directory, exist_ok=True)
+    with open(record_path, "w") as f:
+        json.dump(record, f, indent=1)
+    if result.returncode != 0:
+        raise SystemExit(f"error: row {row.name} of {table} failed (exit {result.returncode}); "
+                         f"see {directory}/logs/ and rerun the same command to resume")
+
+
+def _read_json(path: str) -> dict | None:
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def _finished_results(directory: str) -> list[dict]:
+    results = []
+    if os.path.isdir(directory):
+        for name in sorted(os.listdir(directory)):
+            found = _read_json(os.path.join(directory, name, "results.json"))
+            if found is not None:
+                results.append({"run": name, **found})
+    return results
+
+
+def _mean_std(values: list[float], percent: bool) -> str:
+    if not values:
+        return "not run"
+    scale = 100.0 if percent else 1.0
+    values = np.asarray(values, np.float64) * scale
+    digits = 1 if percent else 4
+    text = f"{values.mean():.{digits}f}"
+    if len(values) > 1:
+        text += f" ± {values.std(ddof=1):.{digits}f}"
+    return text + ("%" if percent else "")
+
+
+def summarize(table: str, title: str, rows: list[Row]) -> str:
+    lines = [f"# {title}", "",
+             "Ours: mean ± sample std over seeds of the final test-set figures. Wall time: the "
+             "row's sweep commands, all seeds, summed.", "",
+             "| Model | Published | Ours | Macro F1 | Seeds | Wall time | Hardware | Config |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    summary = {}
+    for row in rows:
+        directory = sweep_dir(table, row)
+        results = _finished_results(directory)
+        record = _read_json(os.path.join(directory, "row.json")) or {}
+        percent = "%" in row.published
+        ours = _mean_std([r[f"eval/test/{row.metric}"] for r in results],
+                         percent=percent and row.metric == "accuracy")
+        if row.metric != "accuracy" and results:
+            ours = f"{row.metric} {ours}"
+        f1_values = [r["eval/test/f1"] for r in results if "eval/test/f1" in r]
+        f1 = _mean_std(f1_values, percent=percent) if f1_values else "-"
+        wall = record.get("wall_time_s")
+        wall_text = "-" if wall is None else (f"{wall / 60:.1f} min" if wall >= 60 else f"{wall:.0f} s")
+        note = " (needs an accelerator; not run here)" if row.accelerator and not results else ""
+        lines.append(f"| {row.label}{note} | {row.published} | {ours} | {f1} | "
+                     f"{len(results)} | {wall_text} | {record.get('hardware', '-')} | `{row.config}` |")
+        summary[row.name] = {"label": row.label, "published": row.published, "runs": results,
+                             "wall_time_s": wall, "hardware": record.get("hardware"),
+                             "command": record.get("command")}
+    text = "\n".join(lines) + "\n"
+    os.makedirs(flags.FLAGS.runs_dir, exist_ok=True)
+    with open(os.path.join(flags.FLAGS.runs_dir, f"{table}.md"), "w") as f:
+        f.write(text)
+    with open(os.path.join(flags.FLAGS.runs_dir, f"{table}.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    return text
+
+
+def main(argv):
+    del argv
+    f = flags.FLAGS
+    if f.table not in TABLES:
+        raise SystemExit(f"error: unknown table {f.table!r}; choose one of {sorted(TABLES)}")
+    title, rows = TABLES[f.table]
+    rows_by_name = {row.name: row for row in rows}
+    unknown = sorted(set(f.rows) - set(rows_by_name))
+    if unknown:
+        raise SystemExit(f"error: table {f.table} has no rows {unknown}; it has {sorted(rows_by_name)}")
+    if f.rows:
+        chosen = [row for row in rows if row.name in f.rows]
+    else:
+        chosen = [row for row in rows if not row.accelerator]
+    if not f.summarize_only:
+        for row in chosen:
+            source = rows_by_name.get(row.init_from_row)
+            if source is not None and not _finished_results(sweep_dir(f.table, source)):
+                raise SystemExit(f"error: row {row.name} starts from row {row.init_from_row}: run it first")
+            run_row(f.table, row, rows_by_name)
+    print(summarize(f.table, title, rows))
+
+
+if __name__ == "__main__":
+    app.run(main)
