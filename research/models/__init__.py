@@ -1,4 +1,8 @@
-"""Model families by name; `build` turns a `config.model` into a Flax Linen module."""
+"""Model families by name; `build` turns a `config.model` into a Flax Linen module.
+
+Images [B, H, W, C]: mlp, cnn, resnet, vit. Signals [B, L, C]: cnn1d, gru (and mlp). Token ids
+[B, L] with `mask=`: transformer (a classifier) and lm (a language model).
+"""
 
 import dataclasses
 
@@ -7,21 +11,43 @@ import flax.linen as nn
 from research.errors import UserError
 from research.models.cnn import CNN
 from research.models.mlp import MLP
+from research.models.resnet import ResNet
+from research.models.sequence import CNN1D, GRUClassifier
+from research.models.transformer import LanguageModel, TransformerClassifier
+from research.models.vit import ViT
 
-MODELS = {"mlp": MLP, "cnn": CNN}
+MODELS = {
+    "mlp": MLP, "cnn": CNN, "resnet": ResNet, "vit": ViT, "cnn1d": CNN1D, "gru": GRUClassifier,
+    "transformer": TransformerClassifier, "lm": LanguageModel,
+}
+# Set by the data, not by the config.
+DATA_FIELDS = ("num_classes", "vocab_size")
 
 
-def build(model_config, num_classes: int) -> nn.Module:
-    """The module named by `model_config.name`, its other fields as constructor arguments."""
+def build(model_config, num_classes: int, vocab_size: int | None = None) -> nn.Module:
+    """The module named by `model_config.name`, its other fields as constructor arguments.
+    `num_classes` goes to models that have that field (not "lm"); `vocab_size`, the
+    tokenizer's, is required by models over token ids and ignored by the others."""
     if model_config.name not in MODELS:
         raise UserError(
             f"unknown model {model_config.name!r}; choose one of {sorted(MODELS)} "
             "with --config.model.name")
     cls = MODELS[model_config.name]
     kwargs = {k: v for k, v in model_config.items() if k != "name"}
-    fields = {f.name for f in dataclasses.fields(cls)} - {"parent", "name", "num_classes"}
+    from_data = sorted(set(kwargs) & set(DATA_FIELDS))
+    if from_data:
+        raise UserError(f"model.{from_data[0]} is set from the data, not the config; remove it")
+    all_fields = {f.name for f in dataclasses.fields(cls)} - {"parent", "name"}
+    fields = all_fields - set(DATA_FIELDS)
     unknown = sorted(set(kwargs) - fields)
     if unknown:
         raise UserError(
             f"model {model_config.name!r} has no field(s) {unknown}; its fields are {sorted(fields)}")
-    return cls(num_classes=num_classes, **kwargs)
+    if "num_classes" in all_fields:
+        kwargs["num_classes"] = num_classes
+    if "vocab_size" in all_fields:
+        if vocab_size is None:
+            raise UserError(f"model {model_config.name!r} reads token ids and needs the tokenizer's "
+                            "vocab_size: train it on a text dataset (--config.data.name)")
+        kwargs["vocab_size"] = vocab_size
+    return cls(**kwargs)

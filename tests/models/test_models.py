@@ -1,6 +1,7 @@
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 
@@ -43,13 +44,63 @@ def test_max_pool_matches_flax(shape):
 
 def test_unknown_model_and_field_are_user_errors():
     config = common.mlp_model()
-    config.name = "transformer"
+    config.name = "perceptron9000"
     with pytest.raises(UserError, match="unknown model"):
         models.build(config, num_classes=10)
     config = common.mlp_model()
     config.kernel_size = 3
     with pytest.raises(UserError, match="kernel_size"):
         models.build(config, num_classes=10)
+
+
+def test_data_fields_come_from_the_caller_not_the_config():
+    lm = ml_collections.ConfigDict({"name": "lm"})
+    with pytest.raises(UserError, match="vocab_size"):
+        models.build(lm, num_classes=10)
+    assert models.build(lm, num_classes=10, vocab_size=7).vocab_size == 7  # num_classes ignored.
+    lm.vocab_size = 7
+    with pytest.raises(UserError, match="set from the data"):
+        models.build(lm, num_classes=10, vocab_size=7)
+    assert not hasattr(models.build(common.mlp_model(), num_classes=10, vocab_size=7), "vocab_size")
+
+
+def test_mlp_without_hidden_layers_is_logistic_regression():
+    model = models.build(common.mlp_model(hidden_sizes=()), num_classes=10)
+    x = jax.random.normal(jax.random.key(0), (3, 28, 28, 1))
+    params = model.init(jax.random.key(1), x, train=False)["params"]
+    assert jax.tree.map(jnp.shape, params) == {"Dense_0": {"kernel": (784, 10), "bias": (10,)}}
+    expected = x.reshape(3, -1) @ params["Dense_0"]["kernel"] + params["Dense_0"]["bias"]
+    np.testing.assert_allclose(model.apply({"params": params}, x, train=False), expected, rtol=1e-5)
+
+
+def test_residual_mlp_adds_the_input_where_widths_match():
+    config = common.mlp_model(hidden_sizes=(5, 5))
+    x = jax.random.normal(jax.random.key(0), (3, 4))
+    plain = models.build(config, num_classes=2)
+    params = plain.init(jax.random.key(1), x, train=False)["params"]
+    config.residual = True
+    residual = models.build(config, num_classes=2)
+    dense = [params[f"Dense_{i}"] for i in range(3)]
+    h = nn.relu(x @ dense[0]["kernel"] + dense[0]["bias"])  # 4 -> 5: no skip.
+    h = h + nn.relu(h @ dense[1]["kernel"] + dense[1]["bias"])
+    np.testing.assert_allclose(residual.apply({"params": params}, x, train=False),
+                               h @ dense[2]["kernel"] + dense[2]["bias"], rtol=1e-5)
+
+
+def test_cnn_batch_norm_keeps_running_stats():
+    config = common.cnn_model(conv_features=(4, 8), dense_sizes=())
+    config.batch_norm = True
+    model = models.build(config, num_classes=3)
+    x = jax.random.normal(jax.random.key(0), (4, 8, 8, 1))
+    variables = model.init(jax.random.key(1), x, train=False)
+    assert sorted(variables["params"]) == ["BatchNorm_0", "BatchNorm_1", "Conv_0", "Conv_1", "Dense_0"]
+    assert "bias" not in variables["params"]["Conv_0"]  # BatchNorm's shift replaces it.
+    assert jax.tree.map(jnp.shape, variables["batch_stats"]["BatchNorm_1"]) == {"mean": (8,), "var": (8,)}
+    _, updated = model.apply(variables, x, train=True, mutable=["batch_stats"])
+    assert not np.allclose(updated["batch_stats"]["BatchNorm_0"]["mean"],
+                           variables["batch_stats"]["BatchNorm_0"]["mean"])
+    plain = models.build(common.cnn_model(), num_classes=3).init(jax.random.key(1), x, train=False)
+    assert "batch_stats" not in plain
 
 
 def test_unknown_activation_is_a_user_error():

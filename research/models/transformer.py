@@ -1,0 +1,146 @@
+"""Transformers over token ids with a padding mask: a decoder-only language model ("lm") and an
+encoder classifier ("transformer"). Both are a `Trunk` (token and position embeddings,
+pre-LayerNorm `Block`s, a final LayerNorm) under the name "trunk" plus a head under its own
+name, so a classifier started from a language model's checkpoint (`init_from`) loads the whole
+trunk and initialises only its head. The Vision Transformer reuses `Block`.
+
+Call both as `model.apply(variables, tokens_BxL, mask=mask_BxL, train=...)`, `mask` True on
+real tokens. Default sizes (hidden 128, 2 blocks of 4 heads, MLP 512 = 4 x hidden, dropout 0.1)
+are a small model that trains on a laptop; `vocab_size` comes from the data's tokenizer.
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from research.errors import UserError
+
+EMBED_INIT = nn.initializers.normal(stddev=0.02)  # GPT-2's: unit-variance embeddings swamp the blocks.
+POOLS = ("mean", "last")
+
+
+class Block(nn.Module):
+    """Pre-LayerNorm Transformer block: x + attention(norm(x)), then x + mlp(norm(x))."""
+
+    heads: int
+    mlp_dim: int
+    dropout: float = 0.0
+
+    @nn.compact
+    def __call__(self, x_BxLxD: jax.Array, *, attention_mask: jax.Array | None = None,
+                 train: bool) -> jax.Array:
+        """`attention_mask` broadcasts to [B, heads, L_query, L_key], True where attention is allowed."""
+        hidden = x_BxLxD.shape[-1]
+        y = nn.LayerNorm(name="attention_norm")(x_BxLxD)
+        y = nn.MultiHeadDotProductAttention(
+            self.heads, dropout_rate=self.dropout, deterministic=not train, name="attention",
+        )(y, mask=attention_mask)
+        x = x_BxLxD + nn.Dropout(self.dropout, deterministic=not train)(y)
+        y = nn.LayerNorm(name="mlp_norm")(x)
+        y = nn.gelu(nn.Dense(self.mlp_dim, name="mlp_in")(y))
+        y = nn.Dropout(self.dropout, deterministic=not train)(y)
+        y = nn.Dense(hidden, name="mlp_out")(y)
+        return x + nn.Dropout(self.dropout, deterministic=not train)(y)
+
+
+class Trunk(nn.Module):
+    """Token ids [B, L] -> features [B, L, hidden]: embeddings, blocks and the final LayerNorm."""
+
+    vocab_size: int
+    max_len: int
+    hidden: int
+    depth: int
+    heads: int
+    mlp_dim: int
+    dropout: float
+    causal: bool
+
+    @nn.compact
+    def __call__(self, tokens_BxL: jax.Array, mask_BxL: jax.Array, *, train: bool) -> jax.Array:
+        length = tokens_BxL.shape[1]
+        if length > self.max_len:
+            raise UserError(f"sequences of {length} tokens are longer than the model's max_len "
+                            f"{self.max_len}; raise --config.model.max_len or shorten data.max_len")
+        x_BxLxD = nn.Embed(self.vocab_size, self.hidden, embedding_init=EMBED_INIT,
+                           name="token_embed")(tokens_BxL)
+        x_BxLxD += nn.Embed(self.max_len, self.hidden, embedding_init=EMBED_INIT,
+                            name="position_embed")(jnp.arange(length))[None]
+        x_BxLxD = nn.Dropout(self.dropout, deterministic=not train)(x_BxLxD)
+        # Padding is masked as a key only: a padded query attends to real tokens, and its output
+        # is ignored by the heads and losses.
+        attention_mask_Bx1xLxL = mask_BxL[:, None, None, :]
+        if self.causal:
+            attention_mask_Bx1xLxL = attention_mask_Bx1xLxL & jnp.tril(jnp.ones((length, length), bool))
+        for i in range(self.depth):
+            x_BxLxD = Block(self.heads, self.mlp_dim, self.dropout, name=f"block_{i}")(
+                x_BxLxD, attention_mask=attention_mask_Bx1xLxL, train=train)
+        return nn.LayerNorm(name="final_norm")(x_BxLxD)
+
+
+def _real_tokens(tokens_BxL: jax.Array, mask_BxL: jax.Array | None) -> jax.Array:
+    return jnp.ones(tokens_BxL.shape, bool) if mask_BxL is None else mask_BxL.astype(bool)
+
+
+class LanguageModel(nn.Module):
+    """Decoder-only language model: causal attention, next-token logits [B, L, vocab_size].
+
+    The output layer is a separate Dense ("lm_head"), not the transposed token embedding: the
+    trunk is then exactly what a classifier started from this model inherits, and the
+    embedding is trained for one role only. It costs vocab_size x hidden parameters.
+    """
+
+    vocab_size: int
+    max_len: int = 512
+    hidden: int = 128
+    depth: int = 2
+    heads: int = 4
+    mlp_dim: int = 512
+    dropout: float = 0.1
+
+    @nn.compact
+    def __call__(self, tokens_BxL: jax.Array, *, mask: jax.Array | None = None,
+                 train: bool) -> jax.Array:
+        x_BxLxD = Trunk(self.vocab_size, self.max_len, self.hidden, self.depth, self.heads,
+                        self.mlp_dim, self.dropout, causal=True, name="trunk")(
+            tokens_BxL, _real_tokens(tokens_BxL, mask), train=train)
+        return nn.Dense(self.vocab_size, name="lm_head")(x_BxLxD)
+
+
+class TransformerClassifier(nn.Module):
+    """Encoder classifier: the trunk's features pooled over real tokens, then a Dense head.
+
+    `causal=True` gives the language model's attention pattern, for starting from its
+    weights; `pool` is "mean" (over real tokens) or "last" (the last real token, the one
+    that has seen the whole text under causal attention).
+    """
+
+    num_classes: int
+    vocab_size: int
+    max_len: int = 512
+    hidden: int = 128
+    depth: int = 2
+    heads: int = 4
+    mlp_dim: int = 512
+    dropout: float = 0.1
+    causal: bool = False
+    pool: str = "mean"
+
+    @nn.compact
+    def __call__(self, tokens_BxL: jax.Array, *, mask: jax.Array | None = None,
+                 train: bool) -> jax.Array:
+        if self.pool not in POOLS:
+            raise UserError(f"unknown pool {self.pool!r}; choose one of {list(POOLS)} "
+                            "with --config.model.pool")
+        mask_BxL = _real_tokens(tokens_BxL, mask)
+        x_BxLxD = Trunk(self.vocab_size, self.max_len, self.hidden, self.depth, self.heads,
+                        self.mlp_dim, self.dropout, self.causal, name="trunk")(
+            tokens_BxL, mask_BxL, train=train)
+        if self.pool == "mean":
+            weights_BxL = mask_BxL.astype(x_BxLxD.dtype)
+            count_Bx1 = jnp.maximum(weights_BxL.sum(axis=1, keepdims=True), 1.0)
+            x_BxD = jnp.einsum("bld,bl->bd", x_BxLxD, weights_BxL) / count_Bx1
+        else:
+            length = mask_BxL.shape[1]
+            last_B = length - 1 - jnp.argmax(mask_BxL[:, ::-1], axis=1)
+            x_BxD = jnp.take_along_axis(x_BxLxD, last_B[:, None, None], axis=1)[:, 0]
+        return nn.Dense(self.num_classes, name="classifier_head")(x_BxD)

@@ -1,0 +1,96 @@
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+from flax import traverse_util
+
+from research import models
+from research.errors import UserError
+
+TINY = {"max_len": 16, "hidden": 8, "depth": 2, "heads": 2, "mlp_dim": 16}
+VOCAB = 11
+
+
+def build(name, **fields):
+    config = ml_collections.ConfigDict({"name": name, **TINY, **fields})
+    return models.build(config, num_classes=3, vocab_size=VOCAB)
+
+
+def tokens_and_mask(lengths=(8, 5)):
+    tokens = jax.random.randint(jax.random.key(0), (len(lengths), 8), 1, VOCAB)
+    mask = jnp.arange(8)[None] < jnp.array(lengths)[:, None]
+    return tokens, mask
+
+
+def test_lm_is_causal():
+    model = build("lm", dropout=0.0)
+    tokens, mask = tokens_and_mask()
+    variables = model.init(jax.random.key(1), tokens, mask=mask, train=False)
+    logits = model.apply(variables, tokens, mask=mask, train=False)
+    assert logits.shape == (2, 8, VOCAB)
+    changed = model.apply(variables, tokens.at[:, 4:].set(0), mask=mask, train=False)
+    np.testing.assert_allclose(changed[:, :4], logits[:, :4], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(changed[:, 4:], logits[:, 4:])
+
+
+@pytest.mark.parametrize("pool,causal", [("mean", False), ("last", False), ("last", True)])
+def test_classifier_ignores_padding(pool, causal):
+    model = build("transformer", pool=pool, causal=causal)
+    tokens, mask = tokens_and_mask()
+    variables = model.init(jax.random.key(1), tokens, mask=mask, train=False)
+    logits = model.apply(variables, tokens, mask=mask, train=False)
+    assert logits.shape == (2, 3)
+    repadded = jnp.where(mask, tokens, 7)
+    np.testing.assert_allclose(model.apply(variables, repadded, mask=mask, train=False), logits,
+                               rtol=1e-5, atol=1e-6)
+    # Only the second row has padding; its real tokens still matter.
+    changed = model.apply(variables, tokens.at[1, 0].set(0), mask=mask, train=False)
+    assert not np.allclose(changed[1], logits[1])
+
+
+def test_dropout_only_in_training():
+    model = build("transformer", dropout=0.5)
+    tokens, mask = tokens_and_mask()
+    variables = model.init(jax.random.key(1), tokens, mask=mask, train=False)
+    np.testing.assert_array_equal(model.apply(variables, tokens, mask=mask, train=False),
+                                  model.apply(variables, tokens, mask=mask, train=False))
+    train_a = model.apply(variables, tokens, mask=mask, train=True, rngs={"dropout": jax.random.key(1)})
+    train_b = model.apply(variables, tokens, mask=mask, train=True, rngs={"dropout": jax.random.key(2)})
+    assert not np.allclose(train_a, train_b)
+
+
+def test_classifier_shares_the_lm_trunk_and_only_the_head_differs():
+    tokens, mask = tokens_and_mask()
+
+    def shapes(model):
+        init = lambda: model.init(jax.random.key(0), tokens, mask=mask, train=False)  # noqa: E731
+        params = jax.eval_shape(init)["params"]
+        return {path: leaf.shape for path, leaf in traverse_util.flatten_dict(params, sep="/").items()}
+
+    lm, classifier = shapes(build("lm")), shapes(build("transformer", causal=True))
+    shared = set(lm) & set(classifier)
+    assert {path.split("/")[0] for path in set(lm) - shared} == {"lm_head"}
+    assert {path.split("/")[0] for path in set(classifier) - shared} == {"classifier_head"}
+    assert {path.split("/")[0] for path in shared} == {"trunk"}
+    assert {path.split("/")[1] for path in shared} == {"token_embed", "position_embed", "block_0", "block_1",
+                                                       "final_norm"}
+    assert all(lm[path] == classifier[path] for path in shared)
+
+
+def test_default_sizes():
+    model = models.build(ml_collections.ConfigDict({"name": "lm"}), num_classes=0, vocab_size=100)
+    tokens = jnp.ones((1, 512), jnp.int32)
+    params = jax.eval_shape(lambda: model.init(jax.random.key(0), tokens, train=False))["params"]
+    assert params["trunk"]["position_embed"]["embedding"].shape == (512, 128)
+    assert params["trunk"]["block_1"]["mlp_in"]["kernel"].shape == (128, 512)
+    assert params["trunk"]["block_0"]["attention"]["query"]["kernel"].shape == (128, 4, 32)
+    assert params["lm_head"]["kernel"].shape == (128, 100)
+
+
+def test_too_long_input_and_unknown_pool_are_user_errors():
+    tokens = jnp.ones((1, 17), jnp.int32)
+    with pytest.raises(UserError, match="max_len"):
+        build("lm").init(jax.random.key(0), tokens, train=False)
+    with pytest.raises(UserError, match="first"):
+        build("transformer", pool="first").init(jax.random.key(0), tokens[:, :4], train=False)
