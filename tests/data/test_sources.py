@@ -1,14 +1,16 @@
 import gzip
 import os
+import socket
 import struct
+import time
 
 import numpy as np
 import pytest
 
 from configs import common
 from research.data import sources
-from research.data.digits import builder as digits_builder
 from research.data.fashion_mnist_idx import builder as idx_builder
+from research.data.splits import stratified_split
 from research.errors import UserError
 
 
@@ -83,8 +85,12 @@ def test_digits_split_is_fixed_stratified_and_disjoint(digits_config):
     counts = np.bincount(test.arrays["label"]) / np.bincount(train.arrays["label"])
     assert np.all((counts > 0.2) & (counts < 0.3))  # Every class is split about 80/20.
     from sklearn.datasets import load_digits
-    split = digits_builder.split_indices(load_digits().target)
-    assert not set(split["train"]) & set(split["test"])
+    digits = load_digits()
+    images = np.minimum(np.rint(digits.images * 16), 255).astype(np.uint8)
+    test_index = {bytes(image): i for i, image in enumerate(images)}
+    # The prepared test images are the ones splits.py picks (the split digits always had).
+    picked = sorted(test_index[bytes(image)] for image in test.arrays["image"][..., 0])
+    np.testing.assert_array_equal(picked, stratified_split(digits.target, 0.2, seed=0)["test"])
 
 
 def test_unknown_dataset_and_split(digits_config):
@@ -94,3 +100,32 @@ def test_unknown_dataset_and_split(digits_config):
     digits_config.data.name = "digits"
     with pytest.raises(UserError, match="no split 'validation'"):
         sources.load_split(digits_config.data, "validation")
+
+
+def data_config(name, tfds_path, source="auto"):
+    config = common.base_config().data
+    config.update(name=name, tfds_dir=str(tfds_path), source=source)
+    return config
+
+
+def test_catalog_dataset_offline_fails_at_once_with_one_line(tmp_path, monkeypatch):
+    def no_dns(host, *args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)  # Offline, whatever this machine is.
+    for proxy in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.delenv(proxy, raising=False)
+    start = time.monotonic()
+    with pytest.raises(UserError, match="cannot resolve www.cs.toronto.edu.*needs internet") as error:
+        sources.load_split(data_config("cifar10", tmp_path), "train")
+    assert time.monotonic() - start < 30 and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("name, source, message", [
+    ("mnist1d", "catalog", "the TFDS catalog has no dataset 'mnist1d'"),
+    ("bbc_news", "catalog", "the TFDS catalog has no dataset 'bbc_news'"),
+    ("imdb_reviews", "local", "comes from the TFDS catalog"),
+])
+def test_source_a_dataset_lacks_is_a_user_error(tmp_path, name, source, message):
+    with pytest.raises(UserError, match=message):
+        sources.load_split(data_config(name, tmp_path, source), "train")

@@ -8,20 +8,10 @@ uint8 0..255 so the data looks like every other image dataset here.
 import numpy as np
 import tensorflow_datasets as tfds
 
+from research.data.splits import stratified_split
+
 _SPLIT_SEED = 0
 _TEST_FRACTION = 0.2
-
-
-def split_indices(labels: np.ndarray) -> dict[str, np.ndarray]:
-    """Stratified split: the first 20% of each class, in a seeded permutation, go to test."""
-    rng = np.random.default_rng(_SPLIT_SEED)
-    test = []
-    for label in np.unique(labels):
-        members = rng.permutation(np.flatnonzero(labels == label))
-        test.append(members[: round(len(members) * _TEST_FRACTION)])
-    test = np.sort(np.concatenate(test))
-    train = np.setdiff1d(np.arange(len(labels)), test)
-    return {"train": train, "test": test}
 
 
 class Digits(tfds.core.GeneratorBasedBuilder):
@@ -47,7 +37,7 @@ class Digits(tfds.core.GeneratorBasedBuilder):
         images = np.minimum(np.rint(digits.images * 16), 255).astype(np.uint8)[..., None]
         return {
             split: self._generate_examples(images[idx], digits.target[idx], idx)
-            for split, idx in split_indices(digits.target).items()
+            for split, idx in stratified_split(digits.target, _TEST_FRACTION, _SPLIT_SEED).items()
         }
 
     def _generate_examples(self, images, labels, ids):
