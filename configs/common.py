@@ -80,12 +80,13 @@ def lr_seed_sweep(lrs, seeds) -> list[dict]:
     return product(**{"opt.lr": lrs, "seed": seeds})
 
 
-def mlp_model(hidden_sizes=(128, 64)) -> ml_collections.ConfigDict:
+def mlp_model(hidden_sizes=(128, 64), residual=False) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict({
-        "name": "mlp", "hidden_sizes": hidden_sizes, "activation": "relu", "dropout": 0.0})
+        "name": "mlp", "hidden_sizes": hidden_sizes, "activation": "relu", "dropout": 0.0,
+        "residual": residual})
 
 
-def cnn_model(conv_features=(32, 64), dense_sizes=(128,)) -> ml_collections.ConfigDict:
+def cnn_model(conv_features=(32, 64), dense_sizes=(128,), batch_norm=False) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict({
         "name": "cnn", "conv_features": conv_features, "kernel_size": 3,
-        "dense_sizes": dense_sizes, "activation": "relu", "dropout": 0.0})
+        "dense_sizes": dense_sizes, "activation": "relu", "dropout": 0.0, "batch_norm": batch_norm})

@@ -57,7 +57,7 @@ def evaluate_workdir(workdir: str, *, checkpoint_name: str = "best", split_name:
     evaluations/step<N>_<split>.json and plots/confusion_<split>_step<N>.png."""
     config = workdir_lib.load_config(workdir)
     config.eval.split = split_name
-    exp = experiment.build(config)
+    exp = experiment.build(config, workdir)
     state = experiment.initial_state(exp, config.seed)
     checkpoints = checkpoint.Checkpoints(
         os.path.join(workdir, "checkpoints"), read_only=True,

@@ -11,7 +11,7 @@ import numpy as np
 import optax
 
 from research import models, optim, sharding, steps, tasks
-from research.data import augment, sources
+from research.data import augment, sources, text, tokenizer
 from research.errors import UserError
 from research.state import TrainState, init_state
 
@@ -28,16 +28,27 @@ class Experiment:
     eval_data: sources.Split
     mesh: jax.sharding.Mesh
     augment: object  # (batch, rng) -> batch for the training stream, or None.
+    tokenizer_file: str | None  # Text datasets: the tokenizer the run reads text with.
     steps_per_epoch: int
     total_steps: int
 
 
-def build(config) -> Experiment:
+def build(config, workdir: str | None = None) -> Experiment:
+    """What `config` builds; `workdir`, when given, is the run's (its tokenizer is used)."""
     mesh = sharding.make_mesh(config.mesh.num_devices)
     sharding.check_batch_size(config.data.batch_size, mesh, "data.batch_size")
     sharding.check_batch_size(config.eval.batch_size, mesh, "eval.batch_size")
     train_data = sources.load_split(config.data, "train")
     eval_data = sources.load_split(config.data, config.eval.split)
+    tokenizer_file, vocab_size = None, None
+    if "text" in train_data.arrays:
+        tokenizer_file = text.tokenizer_path(config.data, train_data.arrays["text"], workdir=workdir,
+                                             init_from=config.init_from)
+        tok = tokenizer.load(tokenizer_file)
+        as_inputs = text.windows if config.model.name in tasks.LANGUAGE_MODELS else text.examples
+        train_data = as_inputs(train_data, tok, config.data.max_len)
+        eval_data = as_inputs(eval_data, tok, config.data.max_len)
+        vocab_size = tok.vocab_size
     steps_per_epoch = math.ceil(len(train_data) / config.data.batch_size)
     total_steps = config.train.steps or round(config.train.epochs * steps_per_epoch)
     if total_steps <= 0:
@@ -47,9 +58,10 @@ def build(config) -> Experiment:
     if augment_batch is not None and "image" not in train_data.arrays:
         raise UserError(f"data.augment has image ops but {config.data.name!r} has no images")
     return Experiment(
-        model=models.build(config.model, train_data.num_classes),
+        model=models.build(config.model, train_data.num_classes, vocab_size=vocab_size),
         task=tasks.for_model(config.model.name, train_data.num_classes), tx=tx, schedule=schedule,
         train_data=train_data, eval_data=eval_data, mesh=mesh, augment=augment_batch,
+        tokenizer_file=tokenizer_file,
         steps_per_epoch=steps_per_epoch, total_steps=total_steps)
 
 

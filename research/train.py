@@ -15,7 +15,7 @@ from absl import logging
 from research import checkpoint, evaluation, metrics, sharding
 from research import logging as metric_logging
 from research import workdir as workdir_lib
-from research.data import pipeline
+from research.data import pipeline, text
 from research.errors import UserError
 from research.experiment import build, initial_state, intervals, jit_steps
 from research.preemption import StopRequest
@@ -28,13 +28,15 @@ def train_and_evaluate(config, workdir: str, *, allow_config_change: bool = Fals
     wall_start = time.time()
     session = {"started": workdir_lib.now(), "argv": list(sys.argv), "status": "running"}
     # Everything that can fail on bad input comes before the workdir is touched.
-    experiment = build(config)
+    experiment = build(config, workdir)
     state = initial_state(experiment, config.seed)
     warm_start = None
     if config.init_from:  # Used only when the run does not resume from a checkpoint of its own.
         warm_start = checkpoint.load_matching(
             config.init_from, {"params": state.params, "model_state": state.model_state})
     workdir_lib.prepare(workdir, config.to_dict(), allow_config_change=allow_config_change)
+    if experiment.tokenizer_file:
+        text.save_with_run(experiment.tokenizer_file, workdir)
     train_iterator = pipeline.train_batches(
         experiment.train_data.arrays, batch_size=config.data.batch_size, seed=config.seed,
         augment=experiment.augment)

@@ -21,7 +21,7 @@ from research import checkpoint, evaluation, metrics, optim, sharding, steps
 from research import config as config_lib
 from research import logging as metric_logging
 from research import workdir as workdir_lib
-from research.data import pipeline
+from research.data import pipeline, text
 from research.errors import UserError
 from research.experiment import build, example_batch, intervals
 from research.state import init_state
@@ -52,6 +52,8 @@ def _group_steps(experiment, static_opt, model):
 
 def train_group(runs, base_config, sweep_dir: str, status, stop, progress) -> None:
     swept_opt = _check(runs)
+    if base_config.init_from:
+        raise UserError("--vectorize does not start runs from init_from; run this sweep without --vectorize")
     configs = [config_lib.apply_overrides(base_config, run.overrides) for run in runs]
     experiment = build(base_config)
     model, mesh, total_steps = experiment.model, experiment.mesh, experiment.total_steps
@@ -82,6 +84,8 @@ def train_group(runs, base_config, sweep_dir: str, status, stop, progress) -> No
     started = workdir_lib.now()
     for run, config in zip(runs, configs, strict=True):
         workdir_lib.prepare(run.workdir, config.to_dict())
+        if experiment.tokenizer_file:
+            text.save_with_run(experiment.tokenizer_file, run.workdir)
         status.update(run.name, status="running", started=started, vectorized_with=len(runs))
     writers = [metric_logging.MetricWriter(run.workdir, start_step) for run in runs]
     log_every, eval_every, checkpoint_every = intervals(base_config.train, experiment.steps_per_epoch)

@@ -57,7 +57,7 @@ TABLES = {
             vectorize=True),
         Row("cnn", "2 Conv+pooling", "configs/fashion_mnist_benchmark.py:row=cnn", "0.876"),
         Row("cnn_bn", "2 Conv+pooling+BN", "configs/fashion_mnist_benchmark.py:row=cnn_bn", "0.934"),
-        Row("resnet_cpu", "ResNet, 3 stages x 1 block, widths 16-32-64 (CPU-sized)",
+        Row("resnet_cpu", "ResNet, 3 stages x 1 block, widths 8-16-32 (CPU-sized)",
             "configs/fashion_mnist_benchmark.py:row=resnet_cpu", "-"),
         Row("resnet18", "ResNet18", "configs/fashion_mnist_benchmark.py:row=resnet18", "0.949",
             accelerator=True),
