@@ -55,6 +55,9 @@ def config_spec_and_overrides(argv: list[str]) -> tuple[str, list[str]]:
 
 def run_or_exit(fn, *args, **kwargs):
     absl_logging.get_absl_handler().python_handler.addFilter(_ProjectInfoOnly())
+    from research import compilation_cache
+
+    compilation_cache.enable()
     try:
         return fn(*args, **kwargs)
     except UserError as e:

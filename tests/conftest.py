@@ -15,6 +15,18 @@ from configs import digits_mlp  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def compilation_cache(tmp_path_factory):
+    """One persistent compilation cache for the session, in-process and for the programs the
+    tests start: a test that trains, stops and resumes compiles each step once."""
+    from research import compilation_cache
+
+    directory = str(tmp_path_factory.mktemp("jax_cache"))
+    os.environ["RESEARCH_COMPILATION_CACHE"] = directory
+    compilation_cache.enable(directory, min_compile_time_s=0.0)
+    return directory
+
+
 @pytest.fixture(scope="session")
 def tfds_dir(tmp_path_factory):
     """One TFDS data dir for the session: digits is prepared once."""

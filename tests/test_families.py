@@ -13,7 +13,7 @@ from research import train
 from research.reproduce import final_params
 from tests.test_train import read_json
 
-TINY_TEXT = {"max_len": 32, "hidden": 16, "depth": 1, "heads": 2, "mlp_dim": 32, "dropout": 0.1}
+TINY_TEXT = {"max_len": 64, "hidden": 16, "depth": 1, "heads": 2, "mlp_dim": 32, "dropout": 0.1}
 FAMILIES = {
     "mlp": (digits_mlp, "", {"name": "mlp", "hidden_sizes": (16,)}),
     "cnn_bn": (digits_mlp, "model=cnn", {"name": "cnn", "conv_features": (4, 8), "dense_sizes": (16,),
@@ -34,9 +34,10 @@ def tiny_config(family: str, tfds_dir: str) -> ml_collections.ConfigDict:
     config = module.get_config(arg or None)
     if model is not None:
         config.model = ml_collections.ConfigDict(model)
-    config.data.update(tfds_dir=tfds_dir, batch_size=16, vocab_size=400, max_len=32)
-    config.train.update(steps=6, log_every=2, eval_every=3, checkpoint_every=3, epochs=0.0)
+    config.data.update(tfds_dir=tfds_dir, batch_size=16, vocab_size=400, max_len=64)
+    config.train.update(steps=6, log_every=2, eval_every=6, checkpoint_every=3, epochs=0.0)
     config.eval.batch_size = 64
+    config.mesh.num_devices = 1  # Sharding has its own tests; here compile time is what counts.
     return config
 
 
