@@ -1,0 +1,68 @@
+"""Text runs: the tokenizer travels with the run, a classifier starts from a language model's
+trunk, and experiments.generate samples from a language-model run."""
+
+import filecmp
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from research import generate, train
+from research.errors import UserError
+from research.reproduce import final_params
+from tests.conftest import run_program
+from tests.test_families import tiny_config
+
+
+@pytest.fixture(scope="module")
+def lm_workdir(tfds_dir, tmp_path_factory):
+    workdir = str(tmp_path_factory.mktemp("lm") / "run")
+    train.train_and_evaluate(tiny_config("lm", tfds_dir), workdir)
+    return workdir
+
+
+def test_classifier_starts_from_the_language_models_trunk(lm_workdir, tfds_dir, tmp_path):
+    config = tiny_config("transformer", tfds_dir)
+    config.model.update(causal=True, pool="mean")
+    config.init_from = lm_workdir
+    config.opt.update(name="sgd", lr=0.0, weight_decay=0.0)
+    config.train.steps = 1
+    workdir = str(tmp_path / "finetuned")
+    train.train_and_evaluate(config, workdir)
+
+    lm, classifier = final_params(lm_workdir), final_params(workdir)
+    for a, b in zip(jax.tree.leaves(lm["trunk"]), jax.tree.leaves(classifier["trunk"]), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert "classifier_head" in classifier and "lm_head" not in classifier
+    assert filecmp.cmp(f"{lm_workdir}/tokenizer.model", f"{workdir}/tokenizer.model", shallow=False)
+
+
+def test_classifier_of_another_width_is_refused(lm_workdir, tfds_dir, tmp_path):
+    config = tiny_config("transformer", tfds_dir)
+    config.model.hidden = 8
+    config.init_from = lm_workdir
+    with pytest.raises(UserError, match="init_from: params/trunk/.* has shape"):
+        train.train_and_evaluate(config, str(tmp_path / "wider"))
+    assert not os.path.exists(tmp_path / "wider")
+
+
+def test_generation_is_seeded_and_continues_the_prompt(lm_workdir):
+    sample = lambda seed: generate.generate(  # noqa: E731
+        lm_workdir, "The government", max_new_tokens=8, temperature=1.0, top_k=0, seed=seed,
+        num_samples=2)
+    first = sample(0)
+    assert len(first) == 2 and all(isinstance(text, str) for text in first)
+    assert first == sample(0)
+    assert first != sample(1)
+
+
+def test_generate_program(lm_workdir, tmp_path):
+    result = run_program("experiments.generate", f"--workdir={lm_workdir}", "--prompt=Shares in",
+                         "--max_new_tokens=5", "--temperature=0")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.startswith("Shares in")
+
+    result = run_program("experiments.generate", f"--workdir={tmp_path}", "--prompt=x")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("error: ")
