@@ -154,9 +154,9 @@ def prepared_builder(data_config):
             raise
         raise UserError(
             f"preparing TFDS catalog dataset {data_config.name!r} needs TensorFlow (TFDS encodes "
-            "its images with it), which this project does not install; prepare it once where "
-            "TensorFlow is installed (file_format='array_record', the same data.tfds_dir), then "
-            "read it here") from e
+            "its images with it), which the project installs only on request: run "
+            "'.venv/bin/pip install \'.[catalog]\'' (tensorflow-cpu) once, on a machine with internet; "
+            "training then reads the prepared data.tfds_dir without it") from e
     except Exception as e:  # The catalog route fails in many ways without a network.
         hint = getattr(builder, "hint", None)
         if hint is None:
