@@ -2,6 +2,7 @@
 trunk, and experiments.generate samples from a language-model run."""
 
 import filecmp
+import json
 import os
 
 import jax
@@ -66,3 +67,13 @@ def test_generate_program(lm_workdir, tmp_path):
     result = run_program("experiments.generate", f"--workdir={tmp_path}", "--prompt=x")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("error: ")
+
+
+def test_evaluating_a_language_model_run_reads_its_tokenizer(lm_workdir):
+    from research import evaluation
+
+    results = evaluation.evaluate_workdir(lm_workdir, checkpoint_name="latest")
+    with open(f"{lm_workdir}/results.json") as f:
+        trained = json.load(f)
+    assert results["eval/test/perplexity"] == trained["eval/test/perplexity"]
+    assert "eval/test/confusion_matrix" not in results
