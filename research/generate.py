@@ -31,4 +31,7 @@ def generate(workdir: str, prompt: str, *, max_new_tokens: int, temperature: flo
     tokens = sampling.sample_batch(
         model, params, prompts, max_new_tokens=min(max_new_tokens, room), temperature=temperature,
         top_k=top_k, key=jax.random.key(seed), eos_id=tok.eos_id, pad_id=tok.pad_id)
-    return [tok.decode(row[len(prompt_ids):].tolist()) for row in np.asarray(tokens)]
+    # Decoded whole, then the prompt's text cut off: a continuation decoded alone would lose
+    # the space SentencePiece keeps at the start of its first piece.
+    prompt_text = tok.decode(prompt_ids.tolist())
+    return [tok.decode(row.tolist())[len(prompt_text):] for row in np.asarray(tokens)]
