@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
 # Sets up everything the project needs, from nothing, and does nothing when it is already done:
 #   - .venv from requirements.lock (exact versions), rebuilt whenever the lock file changes;
-#   - the offline Fashion-MNIST files (Debian package dataset-fashion-mnist), via apt as root.
+#   - the offline Fashion-MNIST files (Debian package dataset-fashion-mnist), via apt as root;
+#   - with --bench, the `bench` extra (PyTorch, CPU) from requirements-bench.lock, on top of
+#     requirements.lock without changing any version it pins (scripts/bench.py --torch).
 # Called by scripts/train.sh and scripts/test.sh; safe to run by hand.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+bench=0
+for arg in "$@"; do
+  case "$arg" in
+    --bench) bench=1 ;;
+    *) echo "setup: unknown argument $arg; the only one is --bench" >&2; exit 2 ;;
+  esac
+done
 venv="$root/.venv"
 stamp="$venv/.requirements.lock.sha256"
 want=$(sha256sum "$root/requirements.lock" | cut -d' ' -f1)
@@ -26,6 +35,17 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   fi
   "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$root/requirements.lock"
   echo "$want" > "$stamp"
+fi
+
+if [ "$bench" = 1 ]; then
+  bench_stamp="$venv/.requirements-bench.lock.sha256"
+  bench_want=$(cat "$root/requirements.lock" "$root/requirements-bench.lock" | sha256sum | cut -d' ' -f1)
+  if [ ! -f "$bench_stamp" ] || [ "$(cat "$bench_stamp")" != "$bench_want" ]; then
+    echo "setup: installing the bench extra (PyTorch, CPU) from requirements-bench.lock" >&2
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check \
+      -r "$root/requirements-bench.lock" -c "$root/requirements.lock"
+    echo "$bench_want" > "$bench_stamp"
+  fi
 fi
 
 fashion_dir=/usr/share/datasets/fashion-mnist
