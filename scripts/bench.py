@@ -394,7 +394,8 @@ def machine() -> dict:
             cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
     info = {"cpu": cpu, "cores": len(os.sched_getaffinity(0)), "device": jax.devices()[0].device_kind,
             "device_count": jax.device_count(), "jax": jax.__version__,
-            "jaxlib": importlib.metadata.version("jaxlib"), "python": sys.version.split()[0]}
+            "jaxlib": importlib.metadata.version("jaxlib"), "python": sys.version.split()[0],
+            "xla_flags": os.environ.get("XLA_FLAGS", "")}
     if FLAGS.torch or FLAGS.torch_compile:
         import torch
 
@@ -414,7 +415,7 @@ def markdown(report: dict) -> str:
     m, peak = report["machine"], report["matmul_peak"]
     torch_note = f", torch {m['torch']} ({m['torch_threads']} threads)" if "torch" in m else ""
     lines = [f"{m['cpu']} ({m['cores']} cores), {m['device']} x{m['device_count']}, "
-             f"jax {m['jax']}{torch_note}", "",
+             f"jax {m['jax']}{torch_note}; XLA_FLAGS: `{m.get('xla_flags') or '(none)'}`", "",
              f"Matmul peak (float32 {peak['size']}², jitted): {peak['gflops']:.1f} GFLOP/s "
              f"[{peak['min']:.1f}, {peak['max']:.1f}]"
              + (f"; PyTorch: {peak['torch_gflops']:.1f} GFLOP/s" if "torch_gflops" in peak else ""), ""]
