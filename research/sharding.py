@@ -39,4 +39,8 @@ def check_batch_size(batch_size: int, mesh: Mesh, what: str) -> None:
 def put_batch(batch: dict[str, np.ndarray], mesh: Mesh, leading_axes: int = 0) -> dict[str, jax.Array]:
     """Host batch (this process's rows) to a global array sharded over `data`."""
     sharding = batch_sharded(mesh, leading_axes)
+    if jax.process_count() == 1:
+        # The process holds the whole batch: one batched transfer, about half the per-step
+        # host time of assembling global arrays from process-local pieces.
+        return jax.device_put(batch, sharding)
     return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
