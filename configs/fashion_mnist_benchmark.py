@@ -34,6 +34,7 @@ def get_config(arg=None):
     args = common.parse_arg(arg, row="cnn_bn", smoke=False)
     if args.row == "mlp":
         config = common.fashion_mnist(common.mlp_model(hidden_sizes=(256, 128, 100)))
+        config.train.steps_per_call = 10  # Sub-millisecond steps (see fashion_mnist_mlp.py).
     elif args.row in ("cnn", "cnn_bn"):
         config = common.fashion_mnist(common.cnn_model(
             conv_features=(32, 64), dense_sizes=(128,), batch_norm=args.row == "cnn_bn"))

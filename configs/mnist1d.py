@@ -30,7 +30,8 @@ def get_config(arg=None):
     config.data.batch_size = 100
     config.model = ml_collections.ConfigDict(MODELS[args.model])
     config.opt.update(name="adam", lr=1e-2, schedule="constant")
-    config.train.update(steps=6000, log_every=100, eval_every=500, keep=1)
+    # Steps of these small models take about a millisecond: 10 a call (same results, faster).
+    config.train.update(steps=6000, log_every=100, eval_every=500, keep=1, steps_per_call=10)
     return common.shrink_for_smoke(config) if args.smoke else config
 
 

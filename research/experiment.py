@@ -53,6 +53,8 @@ def build(config, workdir: str | None = None) -> Experiment:
     total_steps = config.train.steps or round(config.train.epochs * steps_per_epoch)
     if total_steps <= 0:
         raise UserError("nothing to train: set --config.train.steps or --config.train.epochs above 0")
+    if config.train.steps_per_call < 1:
+        raise UserError(f"train.steps_per_call={config.train.steps_per_call}; it must be 1 or more")
     tx, schedule = optim.make_optimizer(config.opt, total_steps)
     augment_batch = augment.parse(config.data.augment)
     if augment_batch is not None and "image" not in train_data.arrays:
@@ -79,15 +81,26 @@ def example_batch(experiment: Experiment) -> dict[str, np.ndarray]:
 
 def jit_steps(experiment: Experiment, seed: int, state: TrainState):
     """train_step (state donated) and eval_step, each compiled once for this mesh."""
-    state_sharding = jax.tree.map(lambda x: x.sharding, state)
-    replicated = sharding.replicated(experiment.mesh)
-    train_step = jax.jit(
-        steps.make_train_step(experiment.model, experiment.tx, experiment.schedule, seed, experiment.task),
-        donate_argnums=0, out_shardings=(state_sharding, replicated))
+    train_step = steps.make_train_step(
+        experiment.model, experiment.tx, experiment.schedule, seed, experiment.task)
     eval_step = jax.jit(
         steps.make_eval_step(experiment.model, experiment.task),
-        out_shardings=replicated)
-    return train_step, eval_step
+        out_shardings=sharding.replicated(experiment.mesh))
+    return _jit_train(train_step, experiment, state), eval_step
+
+
+def jit_multi_step(experiment: Experiment, seed: int, state: TrainState):
+    """The train step as steps.make_multi_step's (state donated): batches stacked along a
+    leading axis (sharding.put_batch(..., leading_axes=1)), one step each, in one call."""
+    train_step = steps.make_train_step(
+        experiment.model, experiment.tx, experiment.schedule, seed, experiment.task)
+    return _jit_train(steps.make_multi_step(train_step), experiment, state)
+
+
+def _jit_train(train_step, experiment: Experiment, state: TrainState):
+    state_sharding = jax.tree.map(lambda x: x.sharding, state)
+    return jax.jit(train_step, donate_argnums=0,
+                   out_shardings=(state_sharding, sharding.replicated(experiment.mesh)))
 
 
 def intervals(train_config, steps_per_epoch: int) -> tuple[int, int, int]:
@@ -95,3 +108,14 @@ def intervals(train_config, steps_per_epoch: int) -> tuple[int, int, int]:
     checkpoints at every evaluation)."""
     eval_every = train_config.eval_every or steps_per_epoch
     return train_config.log_every, eval_every, train_config.checkpoint_every or eval_every
+
+
+def steps_this_call(step: int, train_config, steps_per_epoch: int, total_steps: int) -> int:
+    """Steps the loop's next call runs from `step`: train.steps_per_call when the call starts on
+    a multiple of it and ends by the next log, evaluation, checkpoint or the last step, else 1.
+    Only two call lengths, so only two compilations; and a function of `step` alone, so a
+    resumed run makes the same calls as an uninterrupted one."""
+    per_call = train_config.steps_per_call
+    cadences = intervals(train_config, steps_per_epoch)
+    next_event = min(total_steps, *(step - step % every + every for every in cadences))
+    return per_call if step % per_call == 0 and step + per_call <= next_event else 1

@@ -35,8 +35,18 @@ def classification_summary(confusion: np.ndarray) -> dict[str, float]:
 
 
 def to_host(step_metrics: list[dict]) -> list[dict[str, float]]:
-    """Per-step metric dicts as Python floats (one device fetch for all of them)."""
-    return [{name: float(value) for name, value in m.items()} for m in jax.device_get(step_metrics)]
+    """Metric dicts, each one step's scalars or several steps' stacked along a leading axis
+    (a multi-step call's), as one dict of Python floats a step (one device fetch for all)."""
+    per_step = []
+    for m in jax.device_get(step_metrics):
+        columns = {name: np.asarray(value) for name, value in m.items()}
+        first = next(iter(columns.values()))
+        if first.ndim == 0:
+            per_step.append({name: float(value) for name, value in columns.items()})
+        else:
+            per_step.extend({name: float(value[i]) for name, value in columns.items()}
+                            for i in range(len(first)))
+    return per_step
 
 
 def mean_over_steps(step_metrics: list[dict[str, float]]) -> dict[str, float]:

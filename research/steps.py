@@ -49,6 +49,17 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, schedule
     return train_step
 
 
+def make_multi_step(train_step: Callable) -> Callable:
+    """`multi_step(state, batches)`: `train_step` over the leading axis of `batches` in one call
+    (a scan), each step's metrics stacked along that axis. A small model's step takes under a
+    millisecond on CPU, about what a call costs on the host (dispatch, the batch's transfer):
+    with n steps a call that cost is paid once for all n."""
+    def multi_step(state: TrainState, batches: dict[str, jax.Array]) -> tuple[TrainState, dict]:
+        return jax.lax.scan(train_step, state, batches)
+
+    return multi_step
+
+
 def make_eval_step(model: nn.Module, task) -> Callable:
     def eval_step(state: TrainState, batch: dict[str, jax.Array]) -> dict:
         """The task's sums over the batch's real rows."""

@@ -17,7 +17,7 @@ from research import logging as metric_logging
 from research import workdir as workdir_lib
 from research.data import pipeline, text
 from research.errors import UserError
-from research.experiment import build, initial_state, intervals, jit_steps
+from research.experiment import build, initial_state, intervals, jit_multi_step, jit_steps, steps_this_call
 from research.preemption import StopRequest
 
 
@@ -58,6 +58,7 @@ def train_and_evaluate(config, workdir: str, *, allow_config_change: bool = Fals
         logging.info("resuming %s from step %d", workdir, start_step)
 
     train_step, eval_step = jit_steps(experiment, config.seed, state)
+    train_steps = jit_multi_step(experiment, config.seed, state) if config.train.steps_per_call > 1 else None
     split_name = config.eval.split
     writer = metric_logging.MetricWriter(workdir, start_step)
     log_every, eval_every, checkpoint_every = intervals(config.train, experiment.steps_per_epoch)
@@ -102,12 +103,18 @@ def train_and_evaluate(config, workdir: str, *, allow_config_change: bool = Fals
     step, save = start_step, True
     with StopRequest() as stop, metric_logging.progress_bar(total_steps, start_step) as bar:
         while step < total_steps and stop.signum is None:
-            batch = sharding.put_batch(next(train_iterator), experiment.mesh)
-            state, step_metrics = train_step(state, batch)
-            step += 1
+            steps = steps_this_call(step, config.train, experiment.steps_per_epoch, total_steps)
+            if steps == 1:
+                batch = sharding.put_batch(next(train_iterator), experiment.mesh)
+                state, step_metrics = train_step(state, batch)
+            else:
+                batches = pipeline.stack([next(train_iterator) for _ in range(steps)])
+                batches = sharding.put_batch(batches, experiment.mesh, leading_axes=1)
+                state, step_metrics = train_steps(state, batches)
+            step += steps
             pending.append(step_metrics)
-            window_steps += 1
-            bar.update(1)
+            window_steps += steps
+            bar.update(steps)
             done = step == total_steps
             save = done or step % checkpoint_every == 0
             if done or step % log_every == 0:

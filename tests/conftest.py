@@ -2,6 +2,7 @@
 can be compared in one process (a mesh may use any number of them)."""
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -46,3 +47,22 @@ def run_program(module: str, *flags: str, timeout: float = 300, **popen_kwargs):
     return subprocess.run(
         [sys.executable, "-m", module, *flags], cwd=ROOT, capture_output=True, text=True,
         timeout=timeout, **popen_kwargs)
+
+
+class StopAfterCalls:
+    """Stands in for preemption.StopRequest: reports SIGTERM once the loop has made `calls`
+    train-step calls (steps, with the default train.steps_per_call=1)."""
+
+    def __init__(self, calls: int):
+        self.asked, self.calls = 0, calls
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    @property
+    def signum(self):
+        self.asked += 1
+        return signal.SIGTERM if self.asked > self.calls else None

@@ -11,6 +11,7 @@ import pytest
 from configs import bbc_news, digits_mlp, mnist1d
 from research import train
 from research.reproduce import final_params
+from tests.conftest import StopAfterCalls
 from tests.test_train import read_json
 
 TINY_TEXT = {"max_len": 64, "hidden": 16, "depth": 1, "heads": 2, "mlp_dim": 32, "dropout": 0.1}
@@ -41,24 +42,6 @@ def tiny_config(family: str, tfds_dir: str) -> ml_collections.ConfigDict:
     return config
 
 
-class StopAfterSteps:
-    """Stands in for preemption.StopRequest: reports SIGTERM once `steps` steps have run."""
-
-    def __init__(self, steps: int):
-        self.asked, self.steps = 0, steps
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    @property
-    def signum(self):
-        self.asked += 1
-        return signal.SIGTERM if self.asked > self.steps else None
-
-
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_family_trains_and_resumes_bitwise(family, tfds_dir, tmp_path, monkeypatch):
     config = tiny_config(family, tfds_dir)
@@ -69,7 +52,7 @@ def test_family_trains_and_resumes_bitwise(family, tfds_dir, tmp_path, monkeypat
 
     resumed = str(tmp_path / "resumed")
     with monkeypatch.context() as patch:
-        patch.setattr(train, "StopRequest", lambda: StopAfterSteps(4))
+        patch.setattr(train, "StopRequest", lambda: StopAfterCalls(4))
         stopped = train.train_and_evaluate(config, resumed)
     assert stopped == {"status": "stopped", "signal": signal.SIGTERM, "step": 4}
     train.train_and_evaluate(config, resumed)

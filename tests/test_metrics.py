@@ -39,3 +39,10 @@ def test_mean_over_steps_is_the_same_from_device_or_json():
     from_json = json.loads(json.dumps(from_device))
     assert metrics.mean_over_steps(from_device) == metrics.mean_over_steps(from_json)
     assert metrics.mean_over_steps(from_json)["loss"] == pytest.approx((0.1 + 0.7 + 1 / 3) / 3)
+
+
+def test_to_host_unstacks_multi_step_metrics():
+    stacked = {"loss": jnp.asarray([0.5, 0.25], jnp.float32), "accuracy": jnp.asarray([0.0, 1.0])}
+    single = {"loss": jnp.float32(0.125), "accuracy": jnp.float32(0.5)}
+    assert metrics.to_host([stacked, single]) == [
+        {"loss": 0.5, "accuracy": 0.0}, {"loss": 0.25, "accuracy": 1.0}, {"loss": 0.125, "accuracy": 0.5}]

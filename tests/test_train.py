@@ -1,5 +1,6 @@
 """End-to-end behaviour of the training loop and the train/evaluate programs on digits."""
 
+import copy
 import json
 import os
 import random
@@ -15,7 +16,7 @@ import pytest
 from research import train
 from research.errors import UserError
 from research.reproduce import final_params
-from tests.conftest import ROOT, run_program
+from tests.conftest import ROOT, StopAfterCalls, run_program
 
 LONG_RUN = ["--config=configs/digits_mlp.py", "--config.train.steps=400",
             "--config.train.checkpoint_every=20", "--config.train.eval_every=100",
@@ -121,6 +122,34 @@ def test_sigterm_saves_and_exits_then_rerun_matches(uninterrupted, tfds_dir, tmp
                          f"--config.data.tfds_dir={tfds_dir}")
     assert result.returncode == 0, result.stderr[-3000:]
     assert_same_run(uninterrupted, workdir)
+
+
+def test_multi_step_calls_give_the_same_bits_and_resume_exactly(digits_config, tmp_path, monkeypatch):
+    """train.steps_per_call=7, dividing none of the cadences, trains to the same bits as one step
+    a call; a run stopped between two calls resumes to them too."""
+    digits_config.train.update(steps=60, log_every=20, eval_every=50, checkpoint_every=25)
+    single = str(tmp_path / "single")
+    train.train_and_evaluate(digits_config, single)
+    config = copy.deepcopy(digits_config)
+    config.train.steps_per_call = 7
+    multi = str(tmp_path / "multi")
+    train.train_and_evaluate(config, multi)
+    assert_same_run(single, multi)
+
+    resumed = str(tmp_path / "resumed")
+    # Calls: steps 0-7, 7-14, then one step a call up to the log at 20 (14 + 7 would pass it).
+    with monkeypatch.context() as patch:
+        patch.setattr(train, "StopRequest", lambda: StopAfterCalls(3))
+        assert train.train_and_evaluate(config, resumed)["step"] == 15
+    train.train_and_evaluate(config, resumed)
+    assert_same_run(single, resumed)
+
+
+def test_steps_per_call_below_one_is_refused(digits_config, tmp_path):
+    digits_config.train.steps_per_call = 0
+    with pytest.raises(UserError, match="steps_per_call"):
+        train.train_and_evaluate(digits_config, str(tmp_path / "run"))
+    assert not os.path.exists(tmp_path / "run")
 
 
 def corrupt(directory):

@@ -71,6 +71,11 @@ def train_batches(arrays: dict[str, np.ndarray], *, batch_size: int, seed: int, 
     return iter(dataset.to_iter_dataset(grain.ReadOptions(num_threads=1, prefetch_buffer_size=8)))
 
 
+def stack(batches: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Batches stacked along a new leading axis, the input of a multi-step train call."""
+    return {name: np.stack([batch[name] for batch in batches]) for name in batches[0]}
+
+
 def eval_batches(arrays: dict[str, np.ndarray], *, batch_size: int) -> Iterator[dict]:
     """Every example exactly once, in order; the last batch is padded and `mask` marks real rows.
 
