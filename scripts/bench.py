@@ -133,15 +133,19 @@ def build_case(spec: str):
 
 
 class JaxSteps:
-    """`steps(n)` runs n compiled train steps on one resident batch and waits for them."""
+    """`steps(n)` runs at least n train steps on one resident batch, as the loop does: calls of
+    the compiled multi-step function, `steps_per_call` steps each; returns the steps run."""
 
-    def __init__(self, compiled, state, batch):
-        self.compiled, self.state, self.batch = compiled, state, batch
+    def __init__(self, compiled, state, batches, steps_per_call: int):
+        self.compiled, self.state, self.batches = compiled, state, batches
+        self.steps_per_call = steps_per_call
 
-    def __call__(self, n: int) -> None:
-        for _ in range(n):
-            self.state, step_metrics = self.compiled(self.state, self.batch)
+    def __call__(self, n: int) -> int:
+        calls = max(1, math.ceil(n / self.steps_per_call))
+        for _ in range(calls):
+            self.state, step_metrics = self.compiled(self.state, self.batches)
         jax.block_until_ready((self.state, step_metrics))
+        return calls * self.steps_per_call
 
 
 class PipelineBatches:
@@ -154,32 +158,34 @@ class PipelineBatches:
                                                augment=exp.augment)
         self.mesh = exp.mesh
 
-    def __call__(self, n: int) -> None:
+    def __call__(self, n: int) -> int:
         from research import sharding
 
         for _ in range(n):
             batch = sharding.put_batch(next(self.iterator), self.mesh)
         jax.block_until_ready(batch)
+        return n
 
 
 def timed_windows(runners: dict, batch_size: int) -> dict[str, dict]:
-    """Examples/s of each runner (`runner(n)` does n steps): a first step, a timed warm-up that
-    sets the window's number of steps, then FLAGS.windows rounds of one window per runner."""
+    """Examples/s of each runner (`runner(n)` does at least n steps and returns how many): a
+    first call, a timed warm-up that sets the window's number of steps, then FLAGS.windows
+    rounds of one window per runner."""
     first_s, steps = {}, {}
     for name, run in runners.items():
         start = time.perf_counter()
         run(1)
         first_s[name] = time.perf_counter() - start
         start = time.perf_counter()
-        run(FLAGS.warmup_steps)
-        step_s = (time.perf_counter() - start) / max(FLAGS.warmup_steps, 1)
+        warmed = run(FLAGS.warmup_steps) or FLAGS.warmup_steps
+        step_s = (time.perf_counter() - start) / max(warmed, 1)
         steps[name] = FLAGS.steps_per_window or max(1, round(FLAGS.window_seconds / step_s))
     rates = {name: [] for name in runners}
     for _ in range(FLAGS.windows):
         for name, run in runners.items():
             start = time.perf_counter()
-            run(steps[name])
-            rates[name].append(steps[name] * batch_size / (time.perf_counter() - start))
+            done = run(steps[name]) or steps[name]
+            rates[name].append(done * batch_size / (time.perf_counter() - start))
     return {name: {"examples_per_sec": statistics.median(r), "min": min(r), "max": max(r),
                    "steps_per_window": steps[name], "first_step_s": first_s[name], "windows": r}
             for name, r in rates.items()}
@@ -250,7 +256,7 @@ def op_profile(compiled, run: JaxSteps, steps: int) -> dict:
     with tempfile.TemporaryDirectory() as trace_dir:
         jax.profiler.start_trace(trace_dir)
         start = time.perf_counter()
-        run(steps)
+        steps = run(steps)
         wall_s = time.perf_counter() - start
         jax.profiler.stop_trace()
         [trace_file] = glob.glob(os.path.join(trace_dir, "**", "*.trace.json.gz"), recursive=True)
@@ -267,10 +273,29 @@ def op_profile(compiled, run: JaxSteps, steps: int) -> dict:
             "top_ops": top}
 
 
+class CompileTimes:
+    """When and for how long JAX traced, lowered and compiled (its jax.monitoring events)."""
+
+    def __init__(self):
+        self.events = []  # (end wall time, seconds)
+        jax.monitoring.register_event_duration_secs_listener(self._record)
+
+    def _record(self, event: str, duration_secs: float, **kwargs) -> None:
+        if event.startswith("/jax/core/compile/"):
+            self.events.append((time.time(), duration_secs))
+
+    def seconds_between(self, start: float, end: float) -> float:
+        return sum(seconds for ended, seconds in self.events if start <= ended <= end)
+
+
+COMPILE_TIMES = CompileTimes()
+
+
 def end_to_end(config, steps_per_epoch: int) -> dict:
     """Examples/s of train_and_evaluate between its first and last train log rows, a span that
-    holds one evaluation and checkpoint; and the loop's own figure (manifest.json), which leaves
-    evaluation and checkpoint time out."""
+    holds one evaluation and checkpoint, less the time spent compiling in it (a step compiled
+    once a process: a short span would otherwise be mostly compilation); and the loop's own
+    figure (manifest.json), which leaves evaluation and checkpoint time out."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from research import experiment, train
@@ -292,10 +317,12 @@ def end_to_end(config, steps_per_epoch: int) -> dict:
     if last.step <= first.step:
         raise ValueError(f"the end-to-end run of {steps} steps logged fewer than two train rows; "
                          "raise --e2e_steps")
-    span_s = last.wall_time - first.wall_time
+    compile_s = COMPILE_TIMES.seconds_between(first.wall_time, last.wall_time)
+    span_s = last.wall_time - first.wall_time - compile_s
     # An evaluation at step s comes after that step's log row.
     evaluations = sum(first.step <= s < last.step for s in range(eval_every, steps, eval_every))
     return {"steps": steps, "span": [first.step, last.step], "evaluations_in_span": evaluations,
+            "compile_s_in_span": compile_s,
             "examples_per_sec": (last.step - first.step) * config.data.batch_size / span_s,
             "loop_examples_per_sec_manifest": session.get("train_examples_per_sec"), "wall_s": wall_s}
 
@@ -313,7 +340,15 @@ def bench(spec: str) -> dict:
     start = time.perf_counter()
     compiled = train_step.lower(state, batch).compile()
     compile_s = time.perf_counter() - start
-    ours = JaxSteps(compiled, state, batch)
+    # The loop's calls: several steps each when the config asks for it (FLOPs still come from
+    # the single step: XLA's cost analysis does not count the iterations of a loop).
+    steps_per_call = config.train.steps_per_call
+    if steps_per_call > 1:
+        batches = sharding.put_batch(pipeline.stack([host_batch] * steps_per_call), exp.mesh, leading_axes=1)
+        multi = experiment.jit_multi_step(exp, config.seed, state).lower(state, batches).compile()
+        ours = JaxSteps(multi, state, batches, steps_per_call)
+    else:
+        ours = JaxSteps(compiled, state, batch, 1)
     runners = {"ours": ours}
     if FLAGS.torch or FLAGS.torch_compile:
         import bench_torch
@@ -332,6 +367,7 @@ def bench(spec: str) -> dict:
     # The compiled program is one device's share of the step.
     flops_per_step = total_flops(compiled) * exp.mesh.size
     row = {"config": spec, "model": config.model.name, "batch_size": batch_size, "devices": exp.mesh.size,
+           "steps_per_call": steps_per_call,
            "compile_s": compile_s, "step": timings.pop("ours"),
            "flops_per_example": flops_per_step / batch_size, **timings}
     row["step"]["gflops"] = flops_per_step / batch_size * row["step"]["examples_per_sec"] / 1e9
@@ -339,10 +375,15 @@ def bench(spec: str) -> dict:
         row["pipeline"] = timed_windows({"pipeline": PipelineBatches(exp, batch_size)},
                                         batch_size)["pipeline"]
     if FLAGS.profile_steps:
-        row["profile"] = op_profile(compiled, ours, FLAGS.profile_steps)
+        row["profile"] = op_profile(ours.compiled, ours, FLAGS.profile_steps)
     if has_real_data and FLAGS.e2e_steps >= 0:
         row["e2e"] = end_to_end(config, exp.steps_per_epoch)
-        row["e2e"]["loop_overhead"] = 1 - row["e2e"]["examples_per_sec"] / row["step"]["examples_per_sec"]
+        # This machine's speed drifts by 10% over minutes: the overhead compares the loop with
+        # the step's windows taken just before and just after it.
+        after = timed_windows({"ours": ours}, batch_size)["ours"]
+        around = statistics.median(row["step"]["windows"] + after["windows"])
+        row["e2e"].update(step_examples_per_sec_around=around,
+                          loop_overhead=1 - row["e2e"]["examples_per_sec"] / around)
     return row
 
 
@@ -403,6 +444,12 @@ def machine() -> dict:
     return info
 
 
+def _batch(row: dict) -> str:
+    """The batch size, and the steps a call when the loop runs several."""
+    calls = row.get("steps_per_call", 1)
+    return f"{row['batch_size']}" + (f" ({calls} steps a call)" if calls > 1 else "")
+
+
 def _rate(measured: dict | None) -> str:
     return "–" if not measured else f"{measured['examples_per_sec']:,.0f}"
 
@@ -431,20 +478,24 @@ def markdown(report: dict) -> str:
         step, compiled = r["step"], r.get("torch_compile")
         compile_note = f" (compile {compiled['first_step_s']:.0f} s)" if compiled else ""
         lines.append(
-            f"| {r['config']} | {r['batch_size']} | {r['compile_s']:.2f} | {step['examples_per_sec']:,.0f} "
+            f"| {r['config']} | {_batch(r)} | {r['compile_s']:.2f} | {step['examples_per_sec']:,.0f} "
             f"[{step['min']:,.0f}, {step['max']:,.0f}] | {r['flops_per_example'] / 1e6:,.1f} "
             f"| {step['gflops']:.1f} | {100 * step['gflops'] / peak['gflops']:.0f}% "
             f"| {_rate(r.get('torch'))} | {_ratio(step, r.get('torch'))} "
             f"| {_rate(compiled)}{compile_note} | {_ratio(step, compiled)} |")
-    lines += ["", "| config | input pipeline examples/s | step examples/s | end-to-end examples/s "
+    lines += ["", "| config | input pipeline examples/s | step examples/s (before and after the loop) "
+              "| end-to-end examples/s "
               "| loop overhead | loop w/o eval+checkpoint (manifest) | end-to-end span |",
               "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in report["results"]:
         e2e = r.get("e2e")
         lines.append(
-            f"| {r['config']} | {_rate(r.get('pipeline'))} | {_rate(r['step'])} | {_rate(e2e)} "
+            f"| {r['config']} | {_rate(r.get('pipeline'))} "
+            f"| {e2e['step_examples_per_sec_around'] if e2e else r['step']['examples_per_sec']:,.0f} "
+            f"| {_rate(e2e)} "
             + (f"| {100 * e2e['loop_overhead']:.1f}% | {e2e['loop_examples_per_sec_manifest']:,.0f} "
-               f"| steps {e2e['span'][0]}–{e2e['span'][1]}, {e2e['evaluations_in_span']} eval |"
+               f"| steps {e2e['span'][0]}–{e2e['span'][1]}, {e2e['evaluations_in_span']} eval, "
+               f"{e2e.get('compile_s_in_span', 0):.1f} s compiling left out |"
                if e2e else "| – | – | – |"))
     for r in report["results"]:
         if "profile" in r:
