@@ -3,4 +3,3 @@
 from research import xla_defaults as _xla_defaults
 
 _xla_defaults.apply()
-_xla_defaults.unroll_threefry_on_cpu()

@@ -7,7 +7,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from research import xla_defaults
 from research.state import TrainState
+
+xla_defaults.unroll_threefry_on_cpu()
 
 
 def model_inputs(batch: dict[str, jax.Array]) -> tuple[jax.Array, dict]:

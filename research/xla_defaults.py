@@ -1,4 +1,4 @@
-"""Compiler settings the project makes by default, applied when `research` is imported.
+"""Compiler settings the project makes by default.
 
 XLA:CPU in the pinned jaxlib hands fusions (dots, convolutions, elementwise, reductions) to
 YNNPACK. For the convolutional train steps this project runs, XLA's own emitters and its Eigen
@@ -23,9 +23,6 @@ modules, checked by tests/test_xla_defaults.py against the pinned version.
 
 import os
 
-from jax._src.interpreters import mlir
-from jax._src.random import threefry2x32
-
 DEFAULTS = {"xla_cpu_experimental_ynn_fusion_type": ""}
 
 
@@ -40,6 +37,11 @@ def apply(environ=os.environ) -> str:
 
 
 def unroll_threefry_on_cpu() -> None:
-    """Lowers threefry for CPU as JAX does for GPU: rounds unrolled, so XLA fuses them."""
+    """Lowers threefry for CPU as JAX does for GPU: rounds unrolled, so XLA fuses them. Called
+    where train and eval steps are made (research.steps), before anything is traced; not on
+    `import research`, which stays free of JAX so that `--help` is instant."""
+    from jax._src.interpreters import mlir
+    from jax._src.random import threefry2x32
+
     mlir.register_lowering(threefry2x32.threefry2x32_p, threefry2x32._threefry2x32_lowering_rule,
                            platform="cpu")

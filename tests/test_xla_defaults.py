@@ -43,6 +43,7 @@ def test_unrolled_threefry_gives_the_same_bits_and_fuses():
     import jax
     import numpy as np
 
+    xla_defaults.unroll_threefry_on_cpu()  # As importing research.steps does.
     program = ("import jax, numpy as np; "
                "bits = jax.random.bits(jax.random.key(7), (3, 1000)); "
                "print(int(np.asarray(bits, np.uint64).sum()), int(bits[2, 999]))")
