@@ -6,9 +6,9 @@
 For each --config (`path.py[:arg]`, or `transformer`: the Transformer classifier on random
 tokens, defined below) it measures in one run:
   - the train step alone: compile time; examples/s, the median over timed windows of
-    back-to-back steps on one resident batch after a warm-up; FLOPs from XLA's cost analysis
-    of the compiled step, the FLOP/s they make and the fraction of the matmul peak measured
-    at the start of the run;
+    back-to-back calls on one resident batch after a warm-up (calls of train.steps_per_call
+    steps, as the loop makes them); FLOPs from XLA's cost analysis of the compiled step, the
+    FLOP/s they make and the fraction of the matmul peak measured at the start of the run;
   - with --torch (the `bench` extra, `scripts/setup.sh --bench`): the PyTorch twin of the
     model (scripts/bench_torch.py), timed in windows alternating with ours so that load from
     other processes falls on both alike; --torch_compile adds torch.compile;
@@ -16,7 +16,8 @@ tokens, defined below) it measures in one run:
   - end to end: research.train.train_and_evaluate in a temporary workdir at the config's
     log, eval and checkpoint cadence, over a span of steps that holds one evaluation and
     checkpoint (timed from the TensorBoard wall times of the first and last train log rows,
-    so start-up and compilation are excluded); the loop's overhead is 1 - end-to-end / step;
+    so start-up is excluded, less the compilation JAX reports inside that span); the loop's
+    overhead is 1 - end-to-end / step, the step timed in windows just before and after it;
   - with --profile_steps: the step's most expensive XLA ops, from a profiler trace.
 Once per run: the time of `python -m experiments.train --help`, and launch to the first
 finished train step of --startup_config (until its metrics.jsonl has the step-1 row).
