@@ -129,3 +129,34 @@ def test_catalog_dataset_offline_fails_at_once_with_one_line(tmp_path, monkeypat
 def test_source_a_dataset_lacks_is_a_user_error(tmp_path, name, source, message):
     with pytest.raises(UserError, match=message):
         sources.load_split(data_config(name, tmp_path, source), "train")
+
+
+def test_decoded_split_is_cached_and_decoded_again_when_stale_or_corrupt(idx_dir, tmp_path, monkeypatch):
+    path, _ = idx_dir
+    config = fashion_config(path, tmp_path / "tfds")
+    decoded = []
+    column = sources._column
+    monkeypatch.setattr(sources, "_column", lambda *a: decoded.append(1) or column(*a))
+
+    def load():
+        decoded.clear()
+        return sources.load_split(config, "train").arrays, bool(decoded)
+
+    first, was_decoded = load()
+    assert was_decoded
+    (cache,) = (tmp_path / "tfds").rglob("decoded-train.npz")
+    second, was_decoded = load()
+    assert not was_decoded
+    for name in first:
+        np.testing.assert_array_equal(second[name], first[name])
+        assert second[name].dtype == first[name].dtype
+
+    cache.write_bytes(b"not an npz")  # A corrupt cache is decoded again and replaced.
+    third, was_decoded = load()
+    assert was_decoded and not load()[1]
+    np.testing.assert_array_equal(third["image"], first["image"])
+
+    (records,) = cache.parent.glob("*-train.array_record*")  # Re-prepared files: stale cache.
+    os.utime(records, ns=(time.time_ns(), time.time_ns() + 10**9))
+    assert load()[1] and not load()[1]
+    assert not list(cache.parent.glob("*.tmp"))
