@@ -12,8 +12,9 @@ about 2,800 -> 3,800) and a sixth of the Transformer's (66 -> 80).
 blocks, no trimming, and one arena for all threads (a thread arena cannot hold a block larger
 than 64 MB). The price is that the process keeps its peak host memory until it exits, which a
 training process reaches again every step anyway. Only glibc has these settings (`mallopt`):
-elsewhere this does nothing, as it does when the user has set glibc's malloc tunables
-themselves (MALLOC_* variables or glibc.malloc.* in GLIBC_TUNABLES). It touches host memory
+elsewhere this does nothing, as it does when the user has chosen: RESEARCH_KEEP_FREED_MEMORY=0
+keeps glibc's defaults, and glibc's own settings (MALLOC_* variables, glibc.malloc.* in
+GLIBC_TUNABLES) are left as they are. It touches host memory
 only, so accelerator runs are unaffected. Written by hand because no library sets it.
 """
 
@@ -30,7 +31,10 @@ SETTINGS = {M_TRIM_THRESHOLD: INT_MAX, M_MMAP_THRESHOLD: INT_MAX, M_ARENA_MAX: 1
 
 
 def user_has_settings(environ=os.environ) -> bool:
-    return (any(name.startswith("MALLOC_") for name in environ)
+    """True when the user chose for themselves: RESEARCH_KEEP_FREED_MEMORY=0 (glibc's default
+    behaviour), or glibc's own settings (MALLOC_* variables, glibc.malloc.* tunables)."""
+    return (environ.get("RESEARCH_KEEP_FREED_MEMORY") == "0"
+            or any(name.startswith("MALLOC_") for name in environ)
             or "glibc.malloc." in environ.get("GLIBC_TUNABLES", ""))
 
 

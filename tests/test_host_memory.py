@@ -32,6 +32,7 @@ def test_importing_research_keeps_freed_memory_for_reuse():
     assert held_after_free("research") > 150
     # A user's own malloc settings win: research leaves the allocator as it is.
     assert held_after_free("research", MALLOC_TOP_PAD_="0") < 50
+    assert held_after_free("research", RESEARCH_KEEP_FREED_MEMORY="0") < 50
 
 
 def test_user_settings_are_recognised():
@@ -39,3 +40,4 @@ def test_user_settings_are_recognised():
     assert host_memory.user_has_settings({"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=0"})
     assert not host_memory.user_has_settings({"GLIBC_TUNABLES": "glibc.cpu.hwcaps=-AVX2"})
     assert not host_memory.keep_freed_memory({"MALLOC_TRIM_THRESHOLD_": "0"})
+    assert not host_memory.keep_freed_memory({"RESEARCH_KEEP_FREED_MEMORY": "0"})
