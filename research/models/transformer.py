@@ -19,6 +19,18 @@ EMBED_INIT = nn.initializers.normal(stddev=0.02)  # GPT-2's: unit-variance embed
 POOLS = ("mean", "last")
 
 
+def _weights_times_values(subscripts: str, weights_BxHxQxK: jax.Array,
+                          value_BxKxHxD: jax.Array) -> jax.Array:
+    """Flax's `einsum("...hqk,...khd->...qhd", weights, value)` as a matmul over [B, H] with the
+    values moved to [B, H, K, D]. XLA:CPU ran the einsum's dot in a transposed orientation at a
+    third of the speed of the rest; this form made the Transformer classifier's train step
+    about 1.3x faster (scripts/bench.py, 62-69 -> 86-88 examples/s on 2 cores)."""
+    if subscripts != "...hqk,...khd->...qhd":
+        raise ValueError(f"unexpected attention product {subscripts!r}")
+    out_BxHxQxD = weights_BxHxQxK @ jnp.swapaxes(value_BxKxHxD, -3, -2)
+    return jnp.swapaxes(out_BxHxQxD, -3, -2)
+
+
 class Block(nn.Module):
     """Pre-LayerNorm Transformer block: x + attention(norm(x)), then x + mlp(norm(x))."""
 
@@ -34,6 +46,10 @@ class Block(nn.Module):
         y = nn.LayerNorm(name="attention_norm")(x_BxLxD)
         y = nn.MultiHeadDotProductAttention(
             self.heads, dropout_rate=self.dropout, deterministic=not train, name="attention",
+            # Flax's own attention with the weights-times-values product replaced (the two
+            # products are replaced together or not at all).
+            qk_attn_weights_einsum_cls=lambda: jnp.einsum,
+            attn_weights_value_einsum_cls=lambda: _weights_times_values,
         )(y, mask=attention_mask)
         x = x_BxLxD + nn.Dropout(self.dropout, deterministic=not train)(y)
         y = nn.LayerNorm(name="mlp_norm")(x)
