@@ -14,8 +14,8 @@ than 64 MB). The price is that the process keeps its peak host memory until it e
 training process reaches again every step anyway. Only glibc has these settings (`mallopt`):
 elsewhere this does nothing, as it does when the user has chosen: RESEARCH_KEEP_FREED_MEMORY=0
 keeps glibc's defaults, and glibc's own settings (MALLOC_* variables, glibc.malloc.* in
-GLIBC_TUNABLES) are left as they are. It touches host memory
-only, so accelerator runs are unaffected. Written by hand because no library sets it.
+GLIBC_TUNABLES) are left as they are. It touches host memory only, so accelerator runs are
+unaffected. Written by hand because no library sets it.
 """
 
 import ctypes
@@ -38,9 +38,13 @@ def user_has_settings(environ=os.environ) -> bool:
             or "glibc.malloc." in environ.get("GLIBC_TUNABLES", ""))
 
 
+def has_glibc() -> bool:
+    return platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+
+
 def keep_freed_memory(environ=os.environ) -> bool:
     """Applies SETTINGS through glibc's mallopt; returns whether it did."""
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc" or user_has_settings(environ):
+    if not has_glibc() or user_has_settings(environ):
         return False
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
     return all(libc.mallopt(parameter, value) == 1 for parameter, value in SETTINGS.items())

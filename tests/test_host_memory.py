@@ -26,7 +26,7 @@ def held_after_free(module: str, **environ) -> int:
     return int(out.split()[-1])
 
 
-@pytest.mark.skipif(not host_memory.keep_freed_memory({}), reason="needs Linux with glibc")
+@pytest.mark.skipif(not host_memory.has_glibc(), reason="needs Linux with glibc")
 def test_importing_research_keeps_freed_memory_for_reuse():
     assert held_after_free("os") < 50  # glibc's default: a large block goes back to the system.
     assert held_after_free("research") > 150
