@@ -12,7 +12,7 @@ def test_defaults_added_and_user_flags_kept():
     flags = xla_defaults.apply(environ)
     assert flags == environ["XLA_FLAGS"]
     assert flags.startswith("--xla_force_host_platform_device_count=4 ")
-    assert "--xla_cpu_experimental_ynn_fusion_type=" in flags
+    assert "--xla_cpu_experimental_ynn_fusion_type=reduce" in flags
     assert xla_defaults.apply(environ) == flags  # Applying twice adds nothing.
 
 
@@ -23,18 +23,23 @@ def test_user_setting_wins():
 
 
 def test_importing_research_changes_what_xla_cpu_compiles():
-    """The default takes effect in a process that imports research first, even after `import jax`."""
-    program = ("import jax, jax.numpy as jnp, research; "
-               "f = jax.jit(lambda x: jnp.tanh(x @ x).sum()); "
-               "print('ynn' in f.lower(jnp.ones((64, 64))).compile().as_text())")
+    """The default takes effect in a process that imports research first, even after `import
+    jax`: reductions go to YNNPACK, dots stay with XLA; the user's own setting wins."""
+    program = ("import jax, jax.numpy as jnp, research; x = jnp.ones((64, 64)); "
+               "compiled = lambda f: jax.jit(f).lower(x).compile().as_text(); "
+               "print('ynn' in compiled(lambda x: x.sum(0)), 'ynn' in compiled(lambda x: x @ x))")
     environ = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    out = subprocess.run([sys.executable, "-c", program], env=environ, cwd=ROOT, capture_output=True,
-                         text=True, check=True).stdout.split()
-    assert out[-1] == "False"
-    environ["XLA_FLAGS"] = "--xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"
-    out = subprocess.run([sys.executable, "-c", program], env=environ, cwd=ROOT, capture_output=True,
-                         text=True, check=True).stdout.split()
-    assert out[-1] == "True"
+
+    def ynn_fusions(xla_flags=None) -> list[str]:
+        if xla_flags is not None:
+            environ["XLA_FLAGS"] = xla_flags
+        return subprocess.run([sys.executable, "-c", program], env=environ, cwd=ROOT, capture_output=True,
+                              text=True, check=True).stdout.split()[-2:]
+
+    assert ynn_fusions() == ["True", "False"]
+    assert ynn_fusions("--xla_cpu_experimental_ynn_fusion_type=") == ["False", "False"]
+    assert ynn_fusions("--xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT") == [
+        "False", "True"]
 
 
 def test_unrolled_threefry_gives_the_same_bits_and_fuses():
