@@ -128,8 +128,8 @@ def train_and_evaluate(config, workdir: str, *, allow_config_change: bool = Fals
                 checkpoints.save(step, state, data_iterator=train_iterator, metrics=eval_metrics,
                                  loop_state={"pending_train_metrics": fetch_pending(step)})
                 writer.flush()
-            if eval_metrics or save:
-                window_start = time.time()  # Eval and checkpoint time is not step time.
+            if eval_metrics or save:  # Eval and checkpoint time is not step time.
+                window_start, window_steps = time.time(), 0
         if stop.signum is not None and not save:  # Not saved at this step yet.
             checkpoints.save(step, state, data_iterator=train_iterator,
                              loop_state={"pending_train_metrics": fetch_pending(step)})
