@@ -4,6 +4,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from research import xla_defaults
 from research.errors import UserError
 
 DATA_AXIS = "data"
@@ -12,6 +13,7 @@ DATA_AXIS = "data"
 def make_mesh(num_devices: int = 0) -> Mesh:
     """A 1-D `data` mesh over the first `num_devices` devices (0: all of them)."""
     devices = jax.devices()
+    xla_defaults.check_devices(devices)
     if num_devices:
         if num_devices > len(devices):
             raise UserError(f"mesh.num_devices={num_devices} but only {len(devices)} devices exist")

@@ -8,6 +8,10 @@ gradient, 0.4 ms in YNNPACK. Train steps on 2 cores (scripts/bench.py, two alter
 rounds): MLP 156-171k -> 183-194k examples/s, CNN 3,080-3,780 -> 4,040-4,060, Transformer
 81-84 -> 88-92. The other kinds stay with XLA: its Eigen convolutions run the CNN step about
 1.35x faster than YNNPACK's, and YNNPACK's elementwise fusions halved the MLP step.
+With several CPU devices in one process (`--xla_force_host_platform_device_count`,
+JAX_NUM_CPU_DEVICES) YNNPACK stays off: the devices share one thread pool, and a YNNPACK
+fusion could leave a device unscheduled while the others waited for it in an all-reduce (2 of
+14 sharded bench runs hung until XLA aborted them; none of 8 without YNNPACK).
 
 XLA reads XLA_FLAGS when JAX starts its backend (the first computation, not `import jax`), so
 this works as long as `research` is imported before anything runs. A flag the user already
@@ -25,18 +29,50 @@ modules, checked by tests/test_xla_defaults.py against the pinned version.
 """
 
 import os
+import re
 
-DEFAULTS = {"xla_cpu_experimental_ynn_fusion_type": "reduce"}
+from research.errors import UserError
+
+YNN_FUSIONS = "xla_cpu_experimental_ynn_fusion_type"
+_applied = {}  # What apply() added to this process's XLA_FLAGS.
+
+
+def cpu_devices(environ=os.environ) -> int:
+    """The CPU devices a process started with `environ` has, as far as its environment says."""
+    match = re.search(r"--xla_force_host_platform_device_count[= ](\d+)", environ.get("XLA_FLAGS", ""))
+    counts = [int(match.group(1))] if match else []
+    counts.append(int(environ.get("JAX_NUM_CPU_DEVICES") or -1))
+    return max(1, *counts)
+
+
+def defaults(environ=os.environ) -> dict[str, str]:
+    """The flags research sets unless the user has: YNNPACK for reductions, off with several
+    CPU devices."""
+    return {YNN_FUSIONS: "reduce" if cpu_devices(environ) == 1 else ""}
 
 
 def apply(environ=os.environ) -> str:
     """Adds each default the user has not set to XLA_FLAGS; returns the resulting value."""
     flags = environ.get("XLA_FLAGS", "")
-    for name, value in DEFAULTS.items():
+    for name, value in defaults(environ).items():
         if f"--{name}=" not in flags and f"--{name} " not in f"{flags} ":
             flags = f"{flags} --{name}={value}".strip()
+            if environ is os.environ:
+                _applied[name] = value
     environ["XLA_FLAGS"] = flags
     return flags
+
+
+def check_devices(devices) -> None:
+    """Refuses several CPU devices in a process given YNNPACK reductions by apply(): that
+    happens when the device count is set after `import research` (jax_num_cpu_devices), and
+    such a process can hang in its first all-reduce."""
+    if _applied.get(YNN_FUSIONS) and len(devices) > 1 and devices[0].platform == "cpu":
+        raise UserError(
+            f"this process has {len(devices)} CPU devices, set after `import research`, which turned "
+            "on YNNPACK reductions for one device (they can hang XLA:CPU collectives); set "
+            "JAX_NUM_CPU_DEVICES or XLA_FLAGS=--xla_force_host_platform_device_count before starting, "
+            f"or XLA_FLAGS=--{YNN_FUSIONS}= to leave YNNPACK off")
 
 
 def unroll_threefry_on_cpu() -> None:

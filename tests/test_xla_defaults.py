@@ -8,12 +8,30 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_defaults_added_and_user_flags_kept():
-    environ = {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    environ = {"XLA_FLAGS": "--xla_dump_to=/tmp/x"}
     flags = xla_defaults.apply(environ)
     assert flags == environ["XLA_FLAGS"]
-    assert flags.startswith("--xla_force_host_platform_device_count=4 ")
-    assert "--xla_cpu_experimental_ynn_fusion_type=reduce" in flags
+    assert flags == "--xla_dump_to=/tmp/x --xla_cpu_experimental_ynn_fusion_type=reduce"
     assert xla_defaults.apply(environ) == flags  # Applying twice adds nothing.
+
+
+def test_several_cpu_devices_keep_ynnpack_off():
+    for environ in ({"XLA_FLAGS": "--xla_force_host_platform_device_count=4"},
+                    {"XLA_FLAGS": "", "JAX_NUM_CPU_DEVICES": "2"}):
+        assert xla_defaults.apply(environ).endswith("--xla_cpu_experimental_ynn_fusion_type=")
+    assert xla_defaults.cpu_devices({"JAX_NUM_CPU_DEVICES": "1"}) == 1
+
+
+def test_devices_added_after_import_are_refused():
+    """A device count set after `import research` finds YNNPACK reductions on: make_mesh stops
+    with one clear line instead of risking a hung all-reduce."""
+    program = ("import research, jax; from research import sharding; "
+               "jax.config.update('jax_num_cpu_devices', 2); sharding.make_mesh()")
+    environ = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
+    done = subprocess.run([sys.executable, "-c", program], env=environ, cwd=ROOT, capture_output=True,
+                          text=True)
+    assert done.returncode != 0
+    assert "UserError: this process has 2 CPU devices, set after `import research`" in done.stderr
 
 
 def test_user_setting_wins():
@@ -38,6 +56,7 @@ def test_importing_research_changes_what_xla_cpu_compiles():
 
     assert ynn_fusions() == ["True", "False"]
     assert ynn_fusions("--xla_cpu_experimental_ynn_fusion_type=") == ["False", "False"]
+    assert ynn_fusions("--xla_force_host_platform_device_count=2") == ["False", "False"]
     assert ynn_fusions("--xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT") == [
         "False", "True"]
 
