@@ -1,6 +1,9 @@
+import json
 import os
 import subprocess
 import sys
+
+import pytest
 
 from research import xla_defaults
 
@@ -78,3 +81,24 @@ def test_unrolled_threefry_gives_the_same_bits_and_fuses():
     assert theirs == [str(int(np.asarray(ours, np.uint64).sum())), str(int(ours[2, 999]))]
     hlo = jax.jit(lambda k: jax.random.bits(k, (1000,))).lower(jax.random.key(7)).compile().as_text()
     assert " while(" not in hlo
+
+
+def test_one_device_with_the_defaults_trains_to_the_same_numbers(digits_config, tfds_dir, tmp_path):
+    """A one-device run under research's flags (its own process, so YNNPACK reductions: at
+    batch 512 the digits step has 3) ends where the same run under XLA's own emitters does (this
+    process has 4 devices, so YNNPACK is off here), up to the order of float sums."""
+    from research import train
+
+    steps = ["--config.train.steps=30", "--config.data.batch_size=512", "--config.mesh.num_devices=1"]
+    environ = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    done = subprocess.run(
+        [sys.executable, "-m", "experiments.train", "--config=configs/digits_mlp.py", *steps,
+         f"--config.data.tfds_dir={tfds_dir}", f"--workdir={tmp_path / 'defaults'}"],
+        env=environ, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    with open(tmp_path / "defaults" / "results.json") as f:
+        theirs = json.load(f)
+    digits_config.train.steps, digits_config.data.batch_size, digits_config.mesh.num_devices = 30, 512, 1
+    ours = train.train_and_evaluate(digits_config, str(tmp_path / "xla"))
+    assert theirs["eval/test/loss"] == pytest.approx(ours["eval/test/loss"], rel=1e-4)
+    assert theirs["eval/test/confusion_matrix"] == ours["eval/test/confusion_matrix"]
