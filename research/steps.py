@@ -10,7 +10,7 @@ import optax
 from research import xla_defaults
 from research.state import TrainState
 
-xla_defaults.unroll_threefry_on_cpu()
+xla_defaults.lower_threefry_for_cpu()
 
 
 def model_inputs(batch: dict[str, jax.Array]) -> tuple[jax.Array, dict]:

@@ -23,9 +23,15 @@ JAX lowers the threefry random-bit generator for CPU as a loop over its rounds, 
 as separate passes over the whole array of bits; for GPU it emits the rounds unrolled, which
 XLA fuses into one pass. Dropout draws a bit per activation every step, so the loop made the
 Transformer classifier's train step a third slower than without dropout on CPU; the unrolled
-lowering takes it from about 49 to 60 examples/s. The bits are the same (it is the same integer
-arithmetic); compilation takes longer. JAX has no public switch for this, hence the private
-modules, checked by tests/test_xla_defaults.py against the pinned version.
+lowering takes it from about 49 to 60 examples/s. But XLA:CPU fuses the unrolled rounds into
+every consumer, broadcasts included: attention's dropout mask, [L, L] shared by the batch and
+heads, was recomputed for each of the [B, H, L, L] weights, twice a block (about 25 ms of a
+390 ms step). So arrays of up to 2^18 words (a [512, 512] mask: 1 MiB, about this CPU's L2
+cache) keep JAX's loop, whose output XLA keeps in memory, and larger ones are unrolled:
+Transformer step about 389 -> 345 ms (medians of 4 alternating runs each; XLA:CPU ignores an
+optimization barrier here, which was tried first). The bits are the same either way (it is the
+same integer arithmetic); compilation takes longer. JAX has no public switch for this, hence
+the private modules, checked by tests/test_xla_defaults.py against the pinned version.
 """
 
 import os
@@ -75,12 +81,26 @@ def check_devices(devices) -> None:
             f"or XLA_FLAGS=--{YNN_FUSIONS}= to leave YNNPACK off")
 
 
-def unroll_threefry_on_cpu() -> None:
-    """Lowers threefry for CPU as JAX does for GPU: rounds unrolled, so XLA fuses them. Called
-    where train and eval steps are made (research.steps), before anything is traced; not on
-    `import research`, which stays free of JAX so that `--help` is instant."""
+ROLLED_THREEFRY_MAX_WORDS = 1 << 18
+
+
+def lower_threefry_for_cpu() -> None:
+    """Registers the CPU lowering of threefry described above: JAX's loop for arrays of up to
+    ROLLED_THREEFRY_MAX_WORDS words, rounds unrolled above that. Called where train and
+    eval steps are made (research.steps), before anything is traced; not on `import research`,
+    which stays free of JAX so that `--help` is instant."""
+    import functools
+    import math
+
     from jax._src.interpreters import mlir
     from jax._src.random import threefry2x32
 
-    mlir.register_lowering(threefry2x32.threefry2x32_p, threefry2x32._threefry2x32_lowering_rule,
-                           platform="cpu")
+    rolled = mlir.lower_fun(functools.partial(threefry2x32._threefry2x32_lowering, use_rolled_loops=True),
+                            multiple_results=True)
+
+    def lowering(ctx, *args, **params):
+        words = math.prod(ctx.avals_out[0].shape)
+        unrolled = words > ROLLED_THREEFRY_MAX_WORDS
+        return (threefry2x32._threefry2x32_lowering_rule if unrolled else rolled)(ctx, *args, **params)
+
+    mlir.register_lowering(threefry2x32.threefry2x32_p, lowering, platform="cpu")

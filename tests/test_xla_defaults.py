@@ -64,23 +64,30 @@ def test_importing_research_changes_what_xla_cpu_compiles():
         "False", "True"]
 
 
-def test_unrolled_threefry_gives_the_same_bits_and_fuses():
+def test_threefry_lowering_gives_the_same_bits_unrolled_for_large_arrays_only():
     """research's CPU lowering of threefry draws the bits JAX's own lowering does (checked in a
-    process that does not import research) and has no loop left in the compiled program."""
+    process that does not import research); a large array's rounds are unrolled (no loop left
+    to compile), a small one keeps JAX's loop."""
     import jax
     import numpy as np
 
-    xla_defaults.unroll_threefry_on_cpu()  # As importing research.steps does.
-    program = ("import jax, numpy as np; "
-               "bits = jax.random.bits(jax.random.key(7), (3, 1000)); "
-               "print(int(np.asarray(bits, np.uint64).sum()), int(bits[2, 999]))")
+    xla_defaults.lower_threefry_for_cpu()  # As importing research.steps does.
+    small, large = (512, 512), (4, xla_defaults.ROLLED_THREEFRY_MAX_WORDS)
+    program = ("import jax, numpy as np\n"
+               f"for shape in [{small}, {large}]:\n"
+               "    bits = np.asarray(jax.random.bits(jax.random.key(7), shape), np.uint64)\n"
+               "    print(int(bits.sum()), int(bits[-1, -1]))")
     environ = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     theirs = subprocess.run([sys.executable, "-c", program], env=environ, capture_output=True,
                             text=True, check=True).stdout.split()
-    ours = jax.random.bits(jax.random.key(7), (3, 1000))
-    assert theirs == [str(int(np.asarray(ours, np.uint64).sum())), str(int(ours[2, 999]))]
-    hlo = jax.jit(lambda k: jax.random.bits(k, (1000,))).lower(jax.random.key(7)).compile().as_text()
-    assert " while(" not in hlo
+    ours = []
+    for shape in (small, large):
+        bits = np.asarray(jax.random.bits(jax.random.key(7), shape), np.uint64)
+        ours += [str(int(bits.sum())), str(int(bits[-1, -1]))]
+    assert theirs == ours
+    compiled = lambda shape: jax.jit(lambda k: jax.random.bits(k, shape)).lower(  # noqa: E731
+        jax.random.key(7)).compile().as_text()
+    assert " while(" in compiled(small) and " while(" not in compiled(large)
 
 
 def test_one_device_with_the_defaults_trains_to_the_same_numbers(digits_config, tfds_dir, tmp_path):
