@@ -28,7 +28,7 @@ every consumer, broadcasts included: attention's dropout mask, [L, L] shared by 
 heads, was recomputed for each of the [B, H, L, L] weights, twice a block (about 25 ms of a
 390 ms step). So arrays of up to 2^18 words (a [512, 512] mask: 1 MiB, about this CPU's L2
 cache) keep JAX's loop, whose output XLA keeps in memory, and larger ones are unrolled:
-Transformer step about 389 -> 345 ms (medians of 4 alternating runs each; XLA:CPU ignores an
+Transformer step about 394 -> 354 ms (medians of 4 alternating runs each; XLA:CPU ignores an
 optimization barrier here, which was tried first). The bits are the same either way (it is the
 same integer arithmetic); compilation takes longer. JAX has no public switch for this, hence
 the private modules, checked by tests/test_xla_defaults.py against the pinned version.
@@ -89,18 +89,15 @@ def lower_threefry_for_cpu() -> None:
     ROLLED_THREEFRY_MAX_WORDS words, rounds unrolled above that. Called where train and
     eval steps are made (research.steps), before anything is traced; not on `import research`,
     which stays free of JAX so that `--help` is instant."""
-    import functools
     import math
 
     from jax._src.interpreters import mlir
     from jax._src.random import threefry2x32
 
-    rolled = mlir.lower_fun(functools.partial(threefry2x32._threefry2x32_lowering, use_rolled_loops=True),
-                            multiple_results=True)
-
     def lowering(ctx, *args, **params):
-        words = math.prod(ctx.avals_out[0].shape)
-        unrolled = words > ROLLED_THREEFRY_MAX_WORDS
-        return (threefry2x32._threefry2x32_lowering_rule if unrolled else rolled)(ctx, *args, **params)
+        unrolled = math.prod(ctx.avals_out[0].shape) > ROLLED_THREEFRY_MAX_WORDS
+        rule = (threefry2x32._threefry2x32_lowering_rule if unrolled  # GPU's, rounds unrolled
+                else threefry2x32._threefry2x32_cpu_lowering_rule)  # JAX's own for CPU, a loop
+        return rule(ctx, *args, **params)
 
     mlir.register_lowering(threefry2x32.threefry2x32_p, lowering, platform="cpu")
