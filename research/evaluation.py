@@ -10,14 +10,16 @@ from research import logging as metric_logging
 from research import workdir as workdir_lib
 from research.data import pipeline
 from research.data.sources import Split
+from research.inflight import InFlight
 
 
 def accumulate(eval_step, state, split: Split, *, batch_size: int, mesh) -> dict:
     """The eval step's sums over every example of `split`, on the host."""
-    totals = None
+    totals, in_flight = None, InFlight()
     for batch in pipeline.eval_batches(split.arrays, batch_size=batch_size):
         sums = eval_step(state, sharding.put_batch(batch, mesh))
         totals = sums if totals is None else jax.tree.map(lambda a, b: a + b, totals, sums)
+        in_flight.add(totals)
     return jax.device_get(totals)
 
 

@@ -18,6 +18,7 @@ from research import workdir as workdir_lib
 from research.data import pipeline, text
 from research.errors import UserError
 from research.experiment import build, initial_state, intervals, jit_multi_step, jit_steps, steps_this_call
+from research.inflight import InFlight
 from research.preemption import StopRequest
 
 
@@ -100,7 +101,7 @@ def train_and_evaluate(config, workdir: str, *, allow_config_change: bool = Fals
         last_eval = (step, summary, confusion)
         return evaluation.named(summary, split_name)
 
-    step, save = start_step, True
+    step, save, in_flight = start_step, True, InFlight()
     with StopRequest() as stop, metric_logging.progress_bar(total_steps, start_step) as bar:
         while step < total_steps and stop.signum is None:
             steps = steps_this_call(step, config.train, experiment.steps_per_epoch, total_steps)
@@ -111,6 +112,7 @@ def train_and_evaluate(config, workdir: str, *, allow_config_change: bool = Fals
                 batches = pipeline.stack([next(train_iterator) for _ in range(steps)])
                 batches = sharding.put_batch(batches, experiment.mesh, leading_axes=1)
                 state, step_metrics = train_steps(state, batches)
+            in_flight.add(step_metrics)
             step += steps
             pending.append(step_metrics)
             window_steps += steps

@@ -24,6 +24,7 @@ from research import workdir as workdir_lib
 from research.data import pipeline, text
 from research.errors import UserError
 from research.experiment import build, example_batch, intervals
+from research.inflight import InFlight
 from research.state import init_state
 
 VECTORIZABLE = {"seed", *(f"opt.{name}" for name in optim.NUMERIC_FIELDS)}
@@ -127,12 +128,13 @@ def train_group(runs, base_config, sweep_dir: str, status, stop, progress) -> No
                 last_eval[k] = (step, summary, confusion)
                 writer.write(step, evaluation.named(summary, split_name))
 
-    device_pending, step = [], start_step
+    device_pending, step, in_flight = [], start_step, InFlight()
     while step < total_steps and stop.signum is None:
         run_batches = [next(iterator) for iterator in iterators]
         batch_KxB = {name: np.stack([b[name] for b in run_batches]) for name in run_batches[0]}
         states, step_metrics = group_train_step(numbers, seeds, states,
                                                 sharding.put_batch(batch_KxB, mesh, leading_axes=1))
+        in_flight.add(step_metrics)
         device_pending.append(step_metrics)
         step += 1
         window_steps += 1

@@ -9,9 +9,9 @@ rounds): MLP 156-171k -> 183-194k examples/s, CNN 3,080-3,780 -> 4,040-4,060, Tr
 81-84 -> 88-92. The other kinds stay with XLA: its Eigen convolutions run the CNN step about
 1.35x faster than YNNPACK's, and YNNPACK's elementwise fusions halved the MLP step.
 With several CPU devices in one process (`--xla_force_host_platform_device_count`,
-JAX_NUM_CPU_DEVICES) YNNPACK stays off: the devices share one thread pool, and a YNNPACK
-fusion could leave a device unscheduled while the others waited for it in an all-reduce (2 of
-14 sharded bench runs hung until XLA aborted them; none of 8 without YNNPACK).
+JAX_NUM_CPU_DEVICES) YNNPACK stays off: 2 of 14 sharded bench runs hung with it. That hang was
+most likely XLA:CPU's in-flight deadlock (docs/upstream/xla_cpu_inflight_deadlock.md), which
+research.inflight now prevents, with or without YNNPACK.
 
 XLA reads XLA_FLAGS when JAX starts its backend (the first computation, not `import jax`), so
 this works as long as `research` is imported before anything runs. A flag the user already

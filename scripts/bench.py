@@ -50,6 +50,7 @@ from absl import app, flags  # noqa: E402
 from absl import logging as absl_logging  # noqa: E402
 
 from configs import common  # noqa: E402
+from research.inflight import InFlight  # noqa: E402
 
 DEFAULT_CONFIGS = ["configs/fashion_mnist_mlp.py", "configs/fashion_mnist_cnn.py", "transformer"]
 flags.DEFINE_multi_string("config", DEFAULT_CONFIGS, "Config file(s), optionally with ':arg', or "
@@ -142,9 +143,10 @@ class JaxSteps:
         self.steps_per_call = steps_per_call
 
     def __call__(self, n: int) -> int:
-        calls = max(1, math.ceil(n / self.steps_per_call))
+        calls, in_flight = max(1, math.ceil(n / self.steps_per_call)), InFlight()
         for _ in range(calls):
             self.state, step_metrics = self.compiled(self.state, self.batches)
+            in_flight.add(step_metrics)
         jax.block_until_ready((self.state, step_metrics))
         return calls * self.steps_per_call
 
