@@ -1,5 +1,5 @@
-"""What every program does the same way: quiet library logs, one error line and exit 1 for
-bad input."""
+"""What every program does the same way: the process settings, quiet library logs, one error
+line and exit 1 for bad input."""
 
 import logging
 import os
@@ -55,9 +55,9 @@ def config_spec_and_overrides(argv: list[str]) -> tuple[str, list[str]]:
 
 def run_or_exit(fn, *args, **kwargs):
     absl_logging.get_absl_handler().python_handler.addFilter(_ProjectInfoOnly())
-    from research import compilation_cache
+    from research import platform
 
-    compilation_cache.enable()
+    platform.apply()
     try:
         return fn(*args, **kwargs)
     except UserError as e:

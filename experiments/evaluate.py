@@ -17,7 +17,7 @@ flags.mark_flags_as_required(["workdir"])
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from research import evaluation
+    from research.train import evaluation
 
     flags_ = flags.FLAGS
     results = common.run_or_exit(

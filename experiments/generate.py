@@ -24,7 +24,7 @@ flags.mark_flags_as_required(["workdir"])
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from research import generate
+    from research.serve import generate
 
     f = flags.FLAGS
     samples = common.run_or_exit(

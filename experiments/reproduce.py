@@ -21,7 +21,7 @@ flags.mark_flags_as_required(["workdir"])
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from research import reproduce
+    from research.sweeps import reproduce
 
     workdir = flags.FLAGS.workdir.rstrip("/")
     into = flags.FLAGS.into or f"{workdir}.reproduced"

@@ -33,17 +33,17 @@ flags.mark_flags_as_required(["config", "sweep", "sweep_dir"])
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from research import sweep
+    from research.sweeps import launch
 
     f = flags.FLAGS
     config_spec, base_flags = common.config_spec_and_overrides(sys.argv)
     if f.backend == "ray":
-        from research.sweep_ray import RayBackend
+        from research.sweeps.ray_backend import RayBackend
         backend = RayBackend(f.ray_address, num_cpus=f.ray_num_cpus, num_gpus=f.ray_num_gpus)
     else:
-        backend = sweep.LocalBackend(f.parallel)
+        backend = launch.LocalBackend(f.parallel)
     counts = common.run_or_exit(
-        sweep.run_sweep, config_spec, f.config, base_flags, f.sweep, f.sweep_dir, backend=backend,
+        launch.run_sweep, config_spec, f.config, base_flags, f.sweep, f.sweep_dir, backend=backend,
         dry_run=f.dry_run, summarize_only=f.summarize_only, vectorize=f.vectorize)
     if "stopped" in counts:
         sys.exit(128 + counts["stopped"])

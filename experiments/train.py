@@ -21,10 +21,10 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from research import train  # Imported after flag parsing: --help stays fast.
+    from research.train import loop  # Imported after flag parsing: --help stays fast.
 
     result = common.run_or_exit(
-        train.train_and_evaluate, flags.FLAGS.config, flags.FLAGS.workdir,
+        loop.train_and_evaluate, flags.FLAGS.config, flags.FLAGS.workdir,
         allow_config_change=flags.FLAGS.allow_config_change)
     if result["status"] == "stopped":
         sys.exit(128 + result["signal"])

@@ -1,7 +1,5 @@
-"""research: pure-function JAX training, from config to checkpoints and results."""
+"""research: pure-function JAX training, from config to checkpoints and results.
 
-from research import host_memory as _host_memory
-from research import xla_defaults as _xla_defaults
-
-_xla_defaults.apply()
-_host_memory.keep_freed_memory()
+Importing any module of this package changes nothing in the process; programs apply the
+process settings with `research.platform.apply()` (see that package).
+"""

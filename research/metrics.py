@@ -1,8 +1,12 @@
-"""Classification metrics: per-batch pieces computed on device, summaries on the host."""
+"""Every metric's home: classification pieces computed on device and their summaries, the
+optimizer's metrics, the loop's speed, and the names they are logged under (train/<name>,
+eval/<split>/<name>, perf/<name>). A task (research/tasks.py) decides which of them its
+loss comes with."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 
 def confusion_matrix(labels: jax.Array, predictions: jax.Array, mask: jax.Array,
@@ -54,3 +58,27 @@ def mean_over_steps(step_metrics: list[dict[str, float]]) -> dict[str, float]:
     the device or from a checkpoint's JSON."""
     return {name: float(np.mean(np.asarray([m[name] for m in step_metrics], np.float64)))
             for name in step_metrics[0]}
+
+
+def optimizer_metrics(grads, learning_rate: jax.Array) -> dict[str, jax.Array]:
+    """Logged with every train step: the gradient's global norm and the step's learning rate."""
+    return {"grad_norm": optax.global_norm(grads), "lr": learning_rate}
+
+
+def perf(steps: int, batch_size: int, seconds: float) -> dict[str, float]:
+    """The loop's speed over `steps` steps of `batch_size` examples that took `seconds`."""
+    return {"perf/examples_per_sec": steps * batch_size / seconds if steps else 0.0,
+            "perf/step_time_ms": 1000 * seconds / max(steps, 1)}
+
+
+def named_train(summary: dict) -> dict:
+    return {f"train/{k}": v for k, v in summary.items()}
+
+
+def named_eval(summary: dict, split_name: str, confusion: np.ndarray | None = None) -> dict:
+    """Evaluation metrics under their logged names, eval/<split>/<metric>, with the confusion
+    matrix as a nested list when given."""
+    result = {f"eval/{split_name}/{k}": v for k, v in summary.items()}
+    if confusion is not None:
+        result[f"eval/{split_name}/confusion_matrix"] = confusion.tolist()
+    return result

@@ -6,7 +6,6 @@ import optax
 from research.errors import UserError
 
 SCHEDULES = ("constant", "cosine", "linear")
-OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
 # Fields that enter the update only as numbers: they may be traced (one value per vmapped run).
 NUMERIC_FIELDS = ("lr", "end_lr_factor", "weight_decay", "clip_norm", "momentum", "b1", "b2", "eps")
 
@@ -34,6 +33,21 @@ def make_schedule(opt_config, total_steps: int, numbers: dict | None = None) -> 
     return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), after], [warmup])
 
 
+# Optimizers by `opt.name`: (schedule, numbers, opt_config) -> the update transformation.
+# Clipping and weight decay are chained around it by make_optimizer; a new optimizer is one
+# entry here (its numeric fields, if new, go in NUMERIC_FIELDS and configs/common.py).
+OPTIMIZERS = {
+    "sgd": lambda schedule, values, opt_config: optax.sgd(schedule),
+    "momentum": lambda schedule, values, opt_config: optax.sgd(
+        schedule, momentum=values["momentum"], nesterov=opt_config.nesterov),
+    "adam": lambda schedule, values, opt_config: optax.adam(
+        schedule, b1=values["b1"], b2=values["b2"], eps=values["eps"]),
+    "adamw": lambda schedule, values, opt_config: optax.adamw(
+        schedule, b1=values["b1"], b2=values["b2"], eps=values["eps"],
+        weight_decay=values["weight_decay"], mask=_decay_kernels_only),
+}
+
+
 def _decay_kernels_only(params):
     """Weight decay applies to weight matrices and kernels, not to biases or norm scales."""
     return jax.tree.map(lambda p: p.ndim > 1, params)
@@ -47,18 +61,9 @@ def make_optimizer(opt_config, total_steps: int,
     values = _numbers(opt_config, numbers)
     schedule = make_schedule(opt_config, total_steps, numbers)
     name = opt_config.name
-    if name == "sgd":
-        update = optax.sgd(schedule)
-    elif name == "momentum":
-        update = optax.sgd(schedule, momentum=values["momentum"], nesterov=opt_config.nesterov)
-    elif name == "adam":
-        update = optax.adam(schedule, b1=values["b1"], b2=values["b2"], eps=values["eps"])
-    elif name == "adamw":
-        update = optax.adamw(
-            schedule, b1=values["b1"], b2=values["b2"], eps=values["eps"],
-            weight_decay=values["weight_decay"], mask=_decay_kernels_only)
-    else:
-        raise UserError(f"unknown opt.name {name!r}; choose one of {OPTIMIZERS}")
+    if name not in OPTIMIZERS:
+        raise UserError(f"unknown opt.name {name!r}; choose one of {sorted(OPTIMIZERS)}")
+    update = OPTIMIZERS[name](schedule, values, opt_config)
     chain = []
     if opt_config.clip_norm > 0:
         chain.append(optax.clip_by_global_norm(values["clip_norm"]))

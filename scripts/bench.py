@@ -13,7 +13,7 @@ tokens, defined below) it measures in one run:
     model (scripts/bench_torch.py), timed in windows alternating with ours so that load from
     other processes falls on both alike; --torch_compile adds torch.compile;
   - the input pipeline alone: pipeline.train_batches + sharding.put_batch, no step;
-  - end to end: research.train.train_and_evaluate in a temporary workdir at the config's
+  - end to end: research.train.loop.train_and_evaluate in a temporary workdir at the config's
     log, eval and checkpoint cadence, over a span of steps that holds one evaluation and
     checkpoint (timed from the TensorBoard wall times of the first and last train log rows,
     so start-up is excluded, less the compilation JAX reports inside that span); the loop's
@@ -50,7 +50,8 @@ from absl import app, flags  # noqa: E402
 from absl import logging as absl_logging  # noqa: E402
 
 from configs import common  # noqa: E402
-from research.inflight import InFlight  # noqa: E402
+from research import platform  # noqa: E402
+from research.parallel.inflight import InFlight  # noqa: E402
 
 DEFAULT_CONFIGS = ["configs/fashion_mnist_mlp.py", "configs/fashion_mnist_cnn.py", "transformer"]
 flags.DEFINE_multi_string("config", DEFAULT_CONFIGS, "Config file(s), optionally with ':arg', or "
@@ -112,8 +113,10 @@ def random_tokens(num_examples: int, max_len: int, vocab_size: int, num_classes:
 
 def build_case(spec: str):
     """(config, experiment, has_real_data) for a --config value."""
-    from research import experiment, models, optim, sharding, tasks
+    from research import models, optim, tasks
     from research.data import sources
+    from research.parallel import sharding
+    from research.train import experiment
 
     if spec not in CASES:
         config = load_config(spec)
@@ -162,7 +165,7 @@ class PipelineBatches:
         self.mesh = exp.mesh
 
     def __call__(self, n: int) -> int:
-        from research import sharding
+        from research.parallel import sharding
 
         for _ in range(n):
             batch = sharding.put_batch(next(self.iterator), self.mesh)
@@ -301,15 +304,16 @@ def end_to_end(config, steps_per_epoch: int) -> dict:
     figure (manifest.json), which leaves evaluation and checkpoint time out."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from research import experiment, train
+    from research.train import loop
 
-    log_every, eval_every, _ = experiment.intervals(config.train, steps_per_epoch)
+    cadence = loop.Cadence.of(config.train, steps_per_epoch, total_steps=0)
+    log_every, eval_every = cadence.log_every, cadence.eval_every
     steps = FLAGS.e2e_steps or log_every * math.ceil((eval_every + log_every) / log_every)
     config = copy.deepcopy(config)
     config.train.steps = steps
     with tempfile.TemporaryDirectory() as workdir:
         start = time.perf_counter()
-        train.train_and_evaluate(config, workdir)
+        loop.train_and_evaluate(config, workdir)
         wall_s = time.perf_counter() - start
         events = EventAccumulator(workdir)
         events.Reload()
@@ -331,24 +335,25 @@ def end_to_end(config, steps_per_epoch: int) -> dict:
 
 
 def bench(spec: str) -> dict:
-    from research import experiment, sharding
     from research.data import pipeline
+    from research.parallel import sharding
+    from research.train import experiment
 
     config, exp, has_real_data = build_case(spec)
     batch_size = config.data.batch_size
     state = experiment.initial_state(exp, config.seed)
-    train_step, _ = experiment.jit_steps(exp, config.seed, state)
+    steps = experiment.jit_steps(exp, config.seed, state, config.train.steps_per_call)
     host_batch = next(pipeline.train_batches(exp.train_data.arrays, batch_size=batch_size, seed=0))
     batch = sharding.put_batch(host_batch, exp.mesh)
     start = time.perf_counter()
-    compiled = train_step.lower(state, batch).compile()
+    compiled = steps.train.lower(state, batch).compile()
     compile_s = time.perf_counter() - start
     # The loop's calls: several steps each when the config asks for it (FLOPs still come from
     # the single step: XLA's cost analysis does not count the iterations of a loop).
     steps_per_call = config.train.steps_per_call
     if steps_per_call > 1:
         batches = sharding.put_batch(pipeline.stack([host_batch] * steps_per_call), exp.mesh, leading_axes=1)
-        multi = experiment.jit_multi_step(exp, config.seed, state).lower(state, batches).compile()
+        multi = steps.multi.lower(state, batches).compile()
         ours = JaxSteps(multi, state, batches, steps_per_call)
     else:
         ours = JaxSteps(compiled, state, batch, 1)
@@ -513,6 +518,7 @@ def markdown(report: dict) -> str:
 
 def main(argv):
     del argv
+    platform.apply(cache=False)  # Compile times are measured, so nothing comes from a cache.
     absl_logging.set_verbosity(absl_logging.WARNING)  # Orbax logs every file it writes.
     report = {"machine": machine(), "argv": sys.argv, "matmul_peak": matmul_peak()}
     report["results"] = [bench(spec) for spec in FLAGS.config]

@@ -12,7 +12,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 if __name__ == "__main__":
     if len(sys.argv) != 3:
         sys.exit(__doc__)
-    from research.reproduce import compare_workdirs
+    from research.sweeps.reproduce import compare_workdirs
 
     report = compare_workdirs(sys.argv[1], sys.argv[2])
     print(f"results.json identical: {report['results_identical']}")

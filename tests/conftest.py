@@ -1,5 +1,6 @@
 """Shared fixtures. The test process sees 4 CPU devices, so sharded and single-device runs
-can be compared in one process (a mesh may use any number of them)."""
+can be compared in one process (a mesh may use any number of them), and has the process
+settings every program applies."""
 
 import os
 import signal
@@ -12,6 +13,9 @@ os.environ["XLA_FLAGS"] = (
 import pytest  # noqa: E402
 
 from configs import digits_mlp  # noqa: E402
+from research import platform  # noqa: E402
+
+platform.apply(cache=False)  # As every program does (the session's cache is set below).
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -20,7 +24,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def compilation_cache(tmp_path_factory):
     """One persistent compilation cache for the session, in-process and for the programs the
     tests start: a test that trains, stops and resumes compiles each step once."""
-    from research import compilation_cache
+    from research.platform import compilation_cache
 
     directory = str(tmp_path_factory.mktemp("jax_cache"))
     os.environ["RESEARCH_COMPILATION_CACHE"] = directory

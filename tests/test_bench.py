@@ -13,7 +13,7 @@ import optax
 import pytest
 
 from research import models
-from research.state import init_state
+from research.train.state import init_state
 from tests.conftest import ROOT
 
 sys.path.insert(0, os.path.join(ROOT, "scripts"))

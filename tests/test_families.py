@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from configs import bbc_news, digits_mlp, mnist1d
-from research import train
-from research.reproduce import final_params
+from research.sweeps.reproduce import final_params
+from research.train import loop
 from tests.conftest import StopAfterCalls
-from tests.test_train import read_json
+from tests.train.test_loop import read_json
 
 TINY_TEXT = {"max_len": 64, "hidden": 16, "depth": 1, "heads": 2, "mlp_dim": 32, "dropout": 0.1}
 FAMILIES = {
@@ -46,16 +46,16 @@ def tiny_config(family: str, tfds_dir: str) -> ml_collections.ConfigDict:
 def test_family_trains_and_resumes_bitwise(family, tfds_dir, tmp_path, monkeypatch):
     config = tiny_config(family, tfds_dir)
     whole = str(tmp_path / "whole")
-    results = train.train_and_evaluate(config, whole)
+    results = loop.train_and_evaluate(config, whole)
     assert results["status"] == "finished" and results["step"] == 6
     assert np.isfinite(results["eval/test/loss"])
 
     resumed = str(tmp_path / "resumed")
     with monkeypatch.context() as patch:
-        patch.setattr(train, "StopRequest", lambda: StopAfterCalls(4))
-        stopped = train.train_and_evaluate(config, resumed)
+        patch.setattr(loop, "StopRequest", lambda: StopAfterCalls(4))
+        stopped = loop.train_and_evaluate(config, resumed)
     assert stopped == {"status": "stopped", "signal": signal.SIGTERM, "step": 4}
-    train.train_and_evaluate(config, resumed)
+    loop.train_and_evaluate(config, resumed)
 
     assert read_json(f"{whole}/results.json") == read_json(f"{resumed}/results.json")
     for a, b in zip(jax.tree.leaves(final_params(whole)), jax.tree.leaves(final_params(resumed)),

@@ -9,9 +9,10 @@ import jax
 import numpy as np
 import pytest
 
-from research import generate, train
 from research.errors import UserError
-from research.reproduce import final_params
+from research.serve import generate
+from research.sweeps.reproduce import final_params
+from research.train import loop
 from tests.conftest import run_program
 from tests.test_families import tiny_config
 
@@ -19,7 +20,7 @@ from tests.test_families import tiny_config
 @pytest.fixture(scope="module")
 def lm_workdir(tfds_dir, tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("lm") / "run")
-    train.train_and_evaluate(tiny_config("lm", tfds_dir), workdir)
+    loop.train_and_evaluate(tiny_config("lm", tfds_dir), workdir)
     return workdir
 
 
@@ -30,7 +31,7 @@ def test_classifier_starts_from_the_language_models_trunk(lm_workdir, tfds_dir, 
     config.opt.update(name="sgd", lr=0.0, weight_decay=0.0)
     config.train.steps = 1
     workdir = str(tmp_path / "finetuned")
-    train.train_and_evaluate(config, workdir)
+    loop.train_and_evaluate(config, workdir)
 
     lm, classifier = final_params(lm_workdir), final_params(workdir)
     for a, b in zip(jax.tree.leaves(lm["trunk"]), jax.tree.leaves(classifier["trunk"]), strict=True):
@@ -44,7 +45,7 @@ def test_classifier_of_another_width_is_refused(lm_workdir, tfds_dir, tmp_path):
     config.model.hidden = 8
     config.init_from = lm_workdir
     with pytest.raises(UserError, match="init_from: params/trunk/.* has shape"):
-        train.train_and_evaluate(config, str(tmp_path / "wider"))
+        loop.train_and_evaluate(config, str(tmp_path / "wider"))
     assert not os.path.exists(tmp_path / "wider")
 
 
@@ -70,7 +71,7 @@ def test_generate_program(lm_workdir, tmp_path):
 
 
 def test_evaluating_a_language_model_run_reads_its_tokenizer(lm_workdir):
-    from research import evaluation
+    from research.train import evaluation
 
     results = evaluation.evaluate_workdir(lm_workdir, checkpoint_name="latest")
     with open(f"{lm_workdir}/results.json") as f:

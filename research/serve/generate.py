@@ -1,0 +1,38 @@
+"""Text from a language-model run: its config, tokenizer and checkpoint, sampled."""
+
+import jax
+import numpy as np
+
+from research import models, tasks
+from research import workdir as workdir_lib
+from research.data import text, tokenizer
+from research.errors import UserError
+from research.models import sampling
+from research.train import checkpoint
+
+
+def generate(workdir: str, prompt: str, *, max_new_tokens: int, temperature: float, top_k: int,
+             seed: int, num_samples: int = 1, checkpoint_name: str = "latest") -> list[str]:
+    """`num_samples` continuations of `prompt` (the prompt not repeated), sampled with
+    `key(seed)`: the same arguments give the same text."""
+    config = workdir_lib.load_config(workdir)
+    if config.model.name not in tasks.LANGUAGE_MODELS:
+        raise UserError(
+            f"{workdir} trained a {config.model.name!r} model; generation needs a language model "
+            f"({sorted(tasks.LANGUAGE_MODELS)})")
+    tok = tokenizer.load(text.run_tokenizer_file(workdir))
+    model = models.build(config.model, num_classes=0, vocab_size=tok.vocab_size)
+    _, params = checkpoint.latest_params(workdir, checkpoint_name)
+    prompt_tokens, prompt_mask = tok.encode([prompt], config.model.max_len, add_bos=True)
+    prompt_ids = prompt_tokens[0][prompt_mask[0]]
+    room = config.model.max_len - len(prompt_ids)
+    if room <= 0:
+        raise UserError(f"the prompt fills the model's {config.model.max_len} tokens; shorten it")
+    prompts = np.repeat(prompt_ids[None], num_samples, axis=0)
+    tokens = sampling.sample_batch(
+        model, params, prompts, max_new_tokens=min(max_new_tokens, room), temperature=temperature,
+        top_k=top_k, key=jax.random.key(seed), eos_id=tok.eos_id, pad_id=tok.pad_id)
+    # Decoded whole, then the prompt's text cut off: a continuation decoded alone would lose
+    # the space SentencePiece keeps at the start of its first piece.
+    prompt_text = tok.decode(prompt_ids.tolist())
+    return [tok.decode(row.tolist())[len(prompt_text):] for row in np.asarray(tokens)]

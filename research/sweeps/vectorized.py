@@ -1,0 +1,110 @@
+"""Vectorized sweeps: runs that differ only in seed and numeric optimizer hyperparameters
+train together, one jitted step `jax.vmap`ped over their stacked train states, each run with
+its own data order. Small models leave most of a CPU or accelerator idle; K runs in one step
+fill it.
+
+What is particular to a group is built here (the stacked state, the vmapped steps, the stacked
+batches); the group then trains through the same loop as a single run
+(research.train.loop), so it resumes, logs and writes each run's files the same way. The
+group checkpoints to `<sweep_dir>/_vectorized/`; each run's workdir also gets its final
+checkpoint, so evaluate, init_from and reproduce read it like any run's.
+"""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from research import config as config_lib
+from research import optim
+from research import workdir as workdir_lib
+from research.data import pipeline
+from research.errors import UserError
+from research.parallel import sharding
+from research.train import checkpoint, loop, steps
+from research.train.experiment import build, example_batch, jit_group_steps
+from research.train.state import init_state
+
+VECTORIZABLE = {"seed", *(f"opt.{name}" for name in optim.NUMERIC_FIELDS)}
+
+
+def swept_optimizer_fields(runs) -> list[str]:
+    """The optimizer fields the runs differ in; an error when they differ in anything that is
+    not a number of the optimizer or the seed."""
+    keys = list(dict.fromkeys(key for run in runs for key in run.overrides))
+    others = sorted(set(keys) - VECTORIZABLE)
+    if others:
+        raise UserError(f"--vectorize needs runs that differ only in {sorted(VECTORIZABLE)}; "
+                        f"this sweep also varies {others}: run it without --vectorize")
+    return [key.removeprefix("opt.") for key in keys if key != "seed"]
+
+
+class StackedBatches:
+    """The runs' training iterators as one: each batch is theirs stacked along a leading axis.
+    Checkpointed through Grain's handler (get_state/set_state as bytes) like one iterator."""
+
+    def __init__(self, iterators):
+        self.iterators = iterators
+
+    def __next__(self) -> dict:
+        return pipeline.stack([next(it) for it in self.iterators])
+
+    def get_state(self) -> bytes:
+        return json.dumps([it.get_state() for it in self.iterators]).encode()
+
+    def set_state(self, state: bytes) -> None:
+        for it, position in zip(self.iterators, json.loads(state), strict=True):
+            it.set_state(position)
+
+    def start_prefetch(self) -> None:  # Grain's handler calls it after a restore.
+        pass
+
+
+def train_group(runs, base_config, sweep_dir: str, status, stop, progress) -> None:
+    """Trains `runs` (of one sweep, differing only in VECTORIZABLE fields) as one group."""
+    swept = swept_optimizer_fields(runs)
+    configs = [config_lib.apply_overrides(base_config, run.overrides) for run in runs]
+    experiment = build(base_config)
+    # The optimizer's structure (which transforms are chained) from the largest value of each
+    # swept number; the numbers themselves are per run.
+    static_opt = ml_collections.ConfigDict(base_config.opt)
+    for name in swept:
+        static_opt[name] = max(config.opt[name] for config in configs)
+    numbers = {name: jnp.asarray([c.opt[name] for c in configs], jnp.float32) for name in swept}
+    seeds = jnp.asarray([c.seed for c in configs], jnp.int32)
+    tx, _ = optim.make_optimizer(static_opt, experiment.total_steps)
+    example = example_batch(experiment)
+    state = jax.jit(jax.vmap(lambda seed: init_state(experiment.model, tx, example, seed)),
+                    out_shardings=sharding.replicated(experiment.mesh))(seeds)
+
+    def train_one(numbers, seed, state, batch):
+        tx, schedule = optim.make_optimizer(static_opt, experiment.total_steps, numbers)
+        return steps.make_train_step(experiment.model, tx, schedule, seed, experiment.task)(state, batch)
+
+    def group_train_step(state, batch):
+        return jax.vmap(train_one)(numbers, seeds, state, batch)
+
+    group_eval_step = jax.vmap(steps.make_eval_step(experiment.model, experiment.task), in_axes=(0, None))
+    group_steps = jit_group_steps(experiment.mesh, state, group_train_step, group_eval_step,
+                                  base_config.train.steps_per_call)
+    iterators = [pipeline.train_batches(experiment.train_data.arrays, batch_size=c.data.batch_size,
+                                        seed=c.seed, augment=experiment.augment) for c in configs]
+    group = loop.Group([run.workdir for run in runs], configs,
+                       os.path.join(sweep_dir, "_vectorized", "checkpoints"), stacked=True)
+    for run in runs:
+        status.update(run.name, status="running", vectorized_with=len(runs))
+    results, state = loop.train(base_config, experiment, group, state, group_steps,
+                                StackedBatches(iterators), stop)
+    for k, (run, result) in enumerate(zip(runs, results, strict=True)):
+        if result["status"] == "finished":
+            run_checkpoints = checkpoint.Checkpoints(os.path.join(run.workdir, "checkpoints"))
+            run_checkpoints.save(result["step"], jax.tree.map(lambda x: x[k], state),  # noqa: B023
+                                 data_iterator=iterators[k], loop_state=loop.Progress.fresh(1).to_json())
+            run_checkpoints.close()
+            status.update(run.name, status="finished", returncode=0, ended=workdir_lib.now())
+        elif result["status"] == "failed":
+            status.update(run.name, status="failed", returncode=None, log_tail=result["message"])
+        if result["status"] != "stopped":
+            progress.update(1)

@@ -1,0 +1,167 @@
+"""Checkpoints: the only module that talks to Orbax.
+
+A checkpoint at step N holds the train state after N steps and the data iterator's position,
+so a resumed run continues with the batch an uninterrupted run would have seen next.
+"""
+
+import os
+import shutil
+from typing import NamedTuple
+
+import grain
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+from absl import logging
+from flax import traverse_util
+
+from research.errors import UserError
+
+_policies = ocp.checkpoint_managers
+
+
+def abstract_like(tree):
+    """Shapes, dtypes and shardings of `tree`, the target Orbax restores into."""
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), tree)
+
+
+class Resumed(NamedTuple):
+    state: object
+    loop_state: dict
+
+
+class Checkpoints:
+    """Saves every so often and keeps the latest `keep` plus the best by `best_metric`."""
+
+    def __init__(self, directory: str, *, keep: int = 3, best_metric: str = "",
+                 best_mode: str = "max", read_only: bool = False):
+        self.directory = os.path.abspath(directory)
+        policies = [_policies.LatestN(n=keep)]
+        if best_metric:
+            if best_mode not in ("min", "max"):
+                raise UserError(f"checkpoint best_mode must be 'min' or 'max', not {best_mode!r}")
+            policies.append(_policies.BestN(
+                get_metric_fn=lambda metrics: metrics[best_metric], reverse=best_mode == "min",
+                n=1, keep_checkpoints_without_metrics=False))
+        options = ocp.CheckpointManagerOptions(
+            preservation_policy=_policies.AnyPreservationPolicy(policies),
+            best_fn=(lambda metrics: metrics[best_metric]) if best_metric else None,
+            best_mode=best_mode, read_only=read_only, create=not read_only,
+            save_interval_steps=0 if read_only else 1,
+            cleanup_tmp_directories=not read_only)
+        self._manager = ocp.CheckpointManager(self.directory, options=options)
+
+    def steps(self) -> list[int]:
+        return sorted(self._manager.all_steps())
+
+    def save(self, step: int, state, *, loop_state: dict, data_iterator=None,
+             metrics: dict | None = None) -> None:
+        """Saves (asynchronously) the state after `step` steps, the data iterator's position and
+        `loop_state` (JSON: what the loop needs to continue exactly, such as train metrics
+        not yet logged); `metrics` are what `best_metric` is read from."""
+        items = {"state": ocp.args.StandardSave(state), "loop": ocp.args.JsonSave(loop_state)}
+        if data_iterator is not None:
+            items["data"] = grain.checkpoint.CheckpointSave(data_iterator)
+        self._manager.save(step, args=ocp.args.Composite(**items), metrics=metrics, force=True)
+
+    def resolve(self, which: str) -> int:
+        """'latest', 'best' or a step number, as a saved step."""
+        steps = self.steps()
+        if not steps:
+            raise UserError(f"no checkpoints in {self.directory}")
+        if which == "latest":
+            return steps[-1]
+        if which == "best":  # No checkpoint with eval metrics yet: the latest is the best known.
+            best = self._manager.best_step()
+            return steps[-1] if best is None else best
+        if which.isdigit() and int(which) in steps:
+            return int(which)
+        raise UserError(f"no checkpoint {which!r} in {self.directory}; saved steps: {steps}; "
+                        "use latest, best or one of those steps")
+
+    def restore(self, step: int, abstract_state):
+        """The train state saved at `step`, placed like `abstract_state`."""
+        return self._manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract_state))).state
+
+    def _restore_for_resume(self, step: int, abstract_state, data_iterator) -> Resumed:
+        items = {"state": ocp.args.StandardRestore(abstract_state), "loop": ocp.args.JsonRestore()}
+        if data_iterator is not None:
+            items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
+        restored = self._manager.restore(step, args=ocp.args.Composite(**items))
+        return Resumed(restored.state, restored.loop)
+
+    def restore_raw(self, step: int) -> dict:
+        """The saved train state as a tree of arrays, without a target (for inspection and
+        for warm starts from runs of another config)."""
+        return self._manager.restore(
+            step, args=ocp.args.Composite(state=ocp.args.StandardRestore())).state
+
+    def restore_latest_good(self, abstract_state, data_iterator=None) -> Resumed | None:
+        """Restores the newest readable checkpoint (the data iterator in place), or returns
+        None when there is none.
+
+        An unreadable checkpoint (a corrupt file, say) is moved to `<dir>_corrupt/` with a
+        warning, never deleted, and the one before it is tried.
+        """
+        for step in reversed(self.steps()):
+            try:
+                return self._restore_for_resume(step, abstract_state, data_iterator)
+            except Exception as e:  # Orbax and TensorStore raise many types for a bad file.
+                aside = os.path.join(self.directory + "_corrupt", str(step))
+                logging.warning("checkpoint %d is unreadable (%s: %s); moved it to %s and trying "
+                                "an older one", step, type(e).__name__, str(e).splitlines()[0], aside)
+                os.makedirs(os.path.dirname(aside), exist_ok=True)
+                shutil.move(os.path.join(self.directory, str(step)), aside)
+                self._manager.reload()
+        return None
+
+    def close(self) -> None:
+        self._manager.wait_until_finished()
+        self._manager.close()
+
+
+def latest_params(workdir: str, which: str = "latest") -> tuple[int, dict]:
+    """The step and params (host arrays, no target) of `workdir`'s checkpoint `which`
+    (latest, best or a step)."""
+    if not os.path.isdir(os.path.join(workdir, "checkpoints")):
+        raise UserError(f"{workdir} has no checkpoints/ directory: is it the workdir of a run?")
+    checkpoints = Checkpoints(os.path.join(workdir, "checkpoints"), read_only=True)
+    step = checkpoints.resolve(which)
+    params = checkpoints.restore_raw(step)["params"]
+    checkpoints.close()
+    return step, params
+
+
+def load_matching(workdir: str, target: dict, leading_axes: int = 0) -> dict:
+    """`target` ({"params": ..., "model_state": ...}, arrays placed on devices) with every
+    leaf that `workdir`'s latest checkpoint has at the same path taken from it (for
+    `config.init_from`). Leaves it lacks, such as a new classifier head, keep their value
+    from `target`; a leaf both have with different shapes is an error, and so is a
+    checkpoint that shares no parameter with `target`. With `leading_axes`, target leaves
+    have that many extra leading axes (runs stacked in a vectorized group), and each run gets
+    the same saved value."""
+    if not os.path.isdir(os.path.join(workdir, "checkpoints")):
+        raise UserError(f"init_from: {workdir} has no checkpoints/ directory")
+    checkpoints = Checkpoints(os.path.join(workdir, "checkpoints"), read_only=True)
+    step = checkpoints.resolve("latest")
+    saved = checkpoints.restore_raw(step)
+    checkpoints.close()
+    saved = traverse_util.flatten_dict({k: saved.get(k) or {} for k in target}, sep="/")
+    wanted = traverse_util.flatten_dict(target, sep="/")
+    loaded, kept = {}, []
+    for path, leaf in wanted.items():
+        if path not in saved:
+            kept.append(path)
+            continue
+        if np.shape(saved[path]) != leaf.shape[leading_axes:]:
+            raise UserError(f"init_from: {path} has shape {np.shape(saved[path])} in {workdir} "
+                            f"(step {step}) but {leaf.shape[leading_axes:]} in this model; change the "
+                            "model's sizes to match or rename the part to start it afresh")
+        value = np.broadcast_to(np.asarray(saved[path], leaf.dtype), leaf.shape)
+        loaded[path] = jax.device_put(value, leaf.sharding)
+    if not any(path.startswith("params/") for path in loaded):
+        raise UserError(f"init_from: {workdir} (step {step}) shares no parameter with this model")
+    logging.info("init_from %s step %d: loaded %d arrays; newly initialised: %s",
+                 workdir, step, len(loaded), kept or "none")
+    return traverse_util.unflatten_dict({**wanted, **loaded}, sep="/")

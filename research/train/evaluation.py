@@ -1,0 +1,72 @@
+"""Evaluation: one pass of the eval step over a split, every example exactly once."""
+
+import os
+
+import jax
+import numpy as np
+
+from research import metrics, plots
+from research import workdir as workdir_lib
+from research.data import pipeline
+from research.data.sources import Split
+from research.parallel import sharding
+from research.parallel.inflight import InFlight
+from research.train import checkpoint, experiment, metric_writer
+
+
+def accumulate(eval_step, state, split: Split, *, batch_size: int, mesh) -> dict:
+    """The eval step's sums over every example of `split`, on the host."""
+    totals, in_flight = None, InFlight()
+    for batch in pipeline.eval_batches(split.arrays, batch_size=batch_size):
+        sums = eval_step(state, sharding.put_batch(batch, mesh))
+        totals = sums if totals is None else jax.tree.map(lambda a, b: a + b, totals, sums)
+        in_flight.add(totals)
+    return jax.device_get(totals)
+
+
+def evaluate(eval_step, task, state, split: Split, *, batch_size: int,
+             mesh) -> tuple[dict, np.ndarray | None]:
+    """The task's summary of one pass over `split`, and its confusion matrix (None for a
+    language model)."""
+    return task.summarize(accumulate(eval_step, state, split, batch_size=batch_size, mesh=mesh))
+
+
+def write_final_results(workdir: str, *, step: int, steps_per_epoch: int, split_name: str,
+                        summary: dict, confusion: np.ndarray | None, class_names) -> dict:
+    """A finished run's results.json, learning-curve and (for classifiers) confusion-matrix PNGs."""
+    results = {"step": step, "epochs": step / steps_per_epoch,
+               **metrics.named_eval(summary, split_name, confusion)}
+    workdir_lib.write_json(os.path.join(workdir, "results.json"), results)
+    plots.learning_curves(metric_writer.read_metrics(workdir),
+                          os.path.join(workdir, "plots", "learning_curves.png"), title=workdir)
+    if confusion is not None:
+        plots.confusion_matrix(confusion, class_names,
+                               os.path.join(workdir, "plots", f"confusion_{split_name}.png"),
+                               title=f"{split_name}, step {step}")
+    return results
+
+
+def evaluate_workdir(workdir: str, *, checkpoint_name: str = "best", split_name: str = "test") -> dict:
+    """Evaluates a saved checkpoint of a run on a split; writes
+    evaluations/step<N>_<split>.json and plots/confusion_<split>_step<N>.png."""
+    config = workdir_lib.load_config(workdir)
+    config.eval.split = split_name
+    exp = experiment.build(config, workdir)
+    state = experiment.initial_state(exp, config.seed)
+    checkpoints = checkpoint.Checkpoints(
+        os.path.join(workdir, "checkpoints"), read_only=True,
+        best_metric=config.train.best_metric, best_mode=config.train.best_mode)
+    step = checkpoints.resolve(checkpoint_name)
+    state = checkpoints.restore(step, checkpoint.abstract_like(state))
+    checkpoints.close()
+    eval_step = experiment.jit_steps(exp, config.seed, state).eval
+    summary, confusion = evaluate(
+        eval_step, exp.task, state, exp.eval_data, batch_size=config.eval.batch_size, mesh=exp.mesh)
+    results = {"step": step, "checkpoint": checkpoint_name,
+               **metrics.named_eval(summary, split_name, confusion)}
+    workdir_lib.write_json(os.path.join(workdir, "evaluations", f"step{step}_{split_name}.json"), results)
+    if confusion is not None:
+        plots.confusion_matrix(confusion, exp.eval_data.class_names,
+                               os.path.join(workdir, "plots", f"confusion_{split_name}_step{step}.png"),
+                               title=f"{split_name}, step {step}")
+    return results

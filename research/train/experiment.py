@@ -1,0 +1,113 @@
+"""What a config builds: data, model, optimizer, mesh, the initial state and the jitted steps.
+
+Shared by training and by every program that restores a run (evaluate, export, ...).
+"""
+
+import dataclasses
+import math
+from collections.abc import Callable
+
+import jax
+import numpy as np
+import optax
+
+from research import models, optim, tasks
+from research.data import augment, sources, text, tokenizer
+from research.errors import UserError
+from research.parallel import sharding
+from research.train import steps
+from research.train.state import TrainState, init_state
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """What a config builds: the pieces the step functions and the loop are made from."""
+
+    model: object
+    task: object  # tasks.Classification or tasks.LanguageModeling
+    tx: optax.GradientTransformation
+    schedule: optax.Schedule
+    train_data: sources.Split
+    eval_data: sources.Split
+    mesh: jax.sharding.Mesh
+    augment: object  # (batch, rng) -> batch for the training stream, or None.
+    tokenizer_file: str | None  # Text datasets: the tokenizer the run reads text with.
+    steps_per_epoch: int
+    total_steps: int
+
+
+def build(config, workdir: str | None = None) -> Experiment:
+    """What `config` builds; `workdir`, when given, is the run's (its tokenizer is used)."""
+    mesh = sharding.make_mesh(config.mesh.num_devices)
+    sharding.check_batch_size(config.data.batch_size, mesh, "data.batch_size")
+    sharding.check_batch_size(config.eval.batch_size, mesh, "eval.batch_size")
+    train_data = sources.load_split(config.data, "train")
+    eval_data = sources.load_split(config.data, config.eval.split)
+    tokenizer_file, vocab_size = None, None
+    if "text" in train_data.arrays:
+        tokenizer_file = text.tokenizer_path(config.data, train_data.arrays["text"], workdir=workdir,
+                                             init_from=config.init_from)
+        tok = tokenizer.load(tokenizer_file)
+        as_inputs = text.windows if config.model.name in tasks.LANGUAGE_MODELS else text.examples
+        train_data = as_inputs(train_data, tok, config.data.max_len)
+        eval_data = as_inputs(eval_data, tok, config.data.max_len)
+        vocab_size = tok.vocab_size
+    steps_per_epoch = math.ceil(len(train_data) / config.data.batch_size)
+    total_steps = config.train.steps or round(config.train.epochs * steps_per_epoch)
+    if total_steps <= 0:
+        raise UserError("nothing to train: set --config.train.steps or --config.train.epochs above 0")
+    if config.train.steps_per_call < 1:
+        raise UserError(f"train.steps_per_call={config.train.steps_per_call}; it must be 1 or more")
+    tx, schedule = optim.make_optimizer(config.opt, total_steps)
+    augment_batch = augment.parse(config.data.augment)
+    if augment_batch is not None and "image" not in train_data.arrays:
+        raise UserError(f"data.augment has image ops but {config.data.name!r} has no images")
+    return Experiment(
+        model=models.build(config.model, train_data.num_classes, vocab_size=vocab_size),
+        task=tasks.for_model(config.model.name, train_data.num_classes), tx=tx, schedule=schedule,
+        train_data=train_data, eval_data=eval_data, mesh=mesh, augment=augment_batch,
+        tokenizer_file=tokenizer_file,
+        steps_per_epoch=steps_per_epoch, total_steps=total_steps)
+
+
+def initial_state(experiment: Experiment, seed: int) -> TrainState:
+    """The state at step 0, made on device and replicated over the mesh."""
+    init = lambda: init_state(experiment.model, experiment.tx, example_batch(experiment), seed)  # noqa: E731
+    return jax.jit(init, out_shardings=sharding.replicated(experiment.mesh))()
+
+
+def example_batch(experiment: Experiment) -> dict[str, np.ndarray]:
+    """A one-row batch of zeros shaped like the training data: what `init_state` needs."""
+    return {name: np.zeros((1, *values.shape[1:]), values.dtype)
+            for name, values in experiment.train_data.arrays.items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class Steps:
+    """The jitted steps a loop runs: `train` (state donated), `multi` (train over batches
+    stacked on a leading axis, one step each, in one call; None when there is one step a
+    call) and `eval`."""
+
+    train: Callable
+    multi: Callable | None
+    eval: Callable
+
+
+def jit_steps(experiment: Experiment, seed: int, state: TrainState, steps_per_call: int = 1) -> Steps:
+    """The steps of one run, each compiled once for this mesh and the state's layout."""
+    train_step = steps.make_train_step(
+        experiment.model, experiment.tx, experiment.schedule, seed, experiment.task)
+    eval_step = steps.make_eval_step(experiment.model, experiment.task)
+    return jit_group_steps(experiment.mesh, state, train_step, eval_step, steps_per_call)
+
+
+def jit_group_steps(mesh, state, train_step: Callable, eval_step: Callable, steps_per_call: int) -> Steps:
+    """`train_step` and `eval_step` jitted for `mesh`: the state donated and kept in its layout,
+    metrics and sums replicated."""
+    state_sharding = jax.tree.map(lambda x: x.sharding, state)
+    out_shardings = (state_sharding, sharding.replicated(mesh))
+    jit_train = lambda fn: jax.jit(fn, donate_argnums=0, out_shardings=out_shardings)  # noqa: E731
+    return Steps(
+        train=jit_train(train_step),
+        multi=jit_train(steps.make_multi_step(train_step)) if steps_per_call > 1 else None,
+        eval=jax.jit(eval_step, out_shardings=sharding.replicated(mesh)))

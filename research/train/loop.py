@@ -1,0 +1,302 @@
+"""The training procedure, top to bottom: build, init or restore, the loop, the final evaluation.
+
+One loop trains a single run and a vectorized sweep group alike. A `Group` names the runs that
+share the train state (one, or several stacked on a leading axis of the state, the batches and
+the metrics) and where their files go; the loop is given the state, the jitted steps and the
+batch iterator, and moves batches in, metrics out and checkpoints to disk.
+"""
+
+import dataclasses
+import math
+import os
+import sys
+import time
+
+import jax
+import numpy as np
+from absl import logging
+
+from research import metrics
+from research import workdir as workdir_lib
+from research.data import pipeline, text
+from research.errors import UserError
+from research.parallel import sharding
+from research.parallel.inflight import InFlight
+from research.platform.signals import StopRequest
+from research.train import checkpoint, evaluation, metric_writer
+from research.train.experiment import Experiment, Steps, build, initial_state, jit_steps
+
+
+@dataclasses.dataclass(frozen=True)
+class Group:
+    """The runs one loop trains: one run, or several (`stacked`) whose states, batches and
+    metrics carry one entry per run on a leading axis (a vectorized sweep group)."""
+
+    workdirs: list[str]
+    configs: list
+    checkpoint_dir: str
+    stacked: bool = False
+
+    def split(self, tree, axis: int = 0) -> list:
+        """Each run's part of a host tree: the tree itself for one run."""
+        if not self.stacked:
+            return [tree]
+        return [jax.tree.map(lambda x: np.take(x, k, axis=axis), tree) for k in range(len(self.workdirs))]  # noqa: B023
+
+
+def train_and_evaluate(config, workdir: str, *, allow_config_change: bool = False) -> dict:
+    """Trains `config` in `workdir`, resuming from its latest checkpoint, and returns the final
+    results (also written to results.json). Returns early, after saving a checkpoint, when the
+    process receives SIGTERM or SIGINT; the returned dict then has "status": "stopped"."""
+    experiment = build(config, workdir)  # Everything bad input can break comes first.
+    state = initial_state(experiment, config.seed)
+    group = Group([workdir], [config], os.path.join(workdir, "checkpoints"))
+    batches = pipeline.train_batches(experiment.train_data.arrays, batch_size=config.data.batch_size,
+                                     seed=config.seed, augment=experiment.augment)
+    steps = jit_steps(experiment, config.seed, state, config.train.steps_per_call)
+    with StopRequest() as stop:  # Held until the last save has finished.
+        results, _ = train(config, experiment, group, state, steps, batches, stop,
+                           allow_config_change=allow_config_change)
+    return results[0]
+
+
+def train(config, experiment: Experiment, group: Group, state, steps: Steps, batches, stop, *,
+          allow_config_change: bool = False) -> tuple[list[dict], object]:
+    """Trains `group` from `state` or from its latest checkpoint until `config`'s last step or
+    until `stop.signum` is set (a StopRequest the caller holds); returns each run's result
+    ({"status": "finished", **metrics}, "stopped" or "failed") and the final state."""
+    wall_start = time.time()
+    sessions = [{"started": workdir_lib.now(), "argv": list(sys.argv), "status": "running",
+                 **({"vectorized_with": len(group.workdirs)} if group.stacked else {})}
+                for _ in group.workdirs]
+    warm_start = None
+    if config.init_from:  # Used only when the group does not resume from a checkpoint of its own.
+        warm_start = checkpoint.load_matching(
+            config.init_from, {"params": state.params, "model_state": state.model_state},
+            leading_axes=int(group.stacked))
+    for workdir, run_config in zip(group.workdirs, group.configs, strict=True):
+        workdir_lib.prepare(workdir, run_config.to_dict(), allow_config_change=allow_config_change)
+        if experiment.tokenizer_file:
+            text.save_with_run(experiment.tokenizer_file, workdir)
+    checkpoints = checkpoint.Checkpoints(  # A group's checkpoint serves resumes only: no best.
+        group.checkpoint_dir, keep=config.train.keep, best_mode=config.train.best_mode,
+        best_metric="" if group.stacked else config.train.best_metric)
+    restored = checkpoints.restore_latest_good(checkpoint.abstract_like(state), batches)
+    # Per-step train metrics not yet logged (a checkpoint between two log steps holds them, so
+    # a resumed run logs the same means), and the step at which a run's metrics turned
+    # non-finite: such a run logs nothing more and fails at the end.
+    progress = Progress.fresh(len(group.workdirs))
+    if restored is not None:
+        state, progress = restored.state, Progress.from_json(restored.loop_state, len(group.workdirs))
+    elif warm_start is not None:
+        state = state.replace(**warm_start)
+    start_step = step = int(np.asarray(state.step).reshape(-1)[0])
+    for workdir, session in zip(group.workdirs, sessions, strict=True):
+        workdir_lib.record_session(workdir, {**session, "start_step": start_step})
+    if start_step:
+        logging.info("resuming %s from step %d", group.checkpoint_dir, start_step)
+
+    cadence = Cadence.of(config.train, experiment.steps_per_epoch, experiment.total_steps)
+    writers = [metric_writer.MetricWriter(workdir, start_step) for workdir in group.workdirs]
+    window, rates, last_eval, saved = Window.start(), [], None, True
+    unfetched, in_flight = [], InFlight()
+    with metric_writer.progress_bar(cadence.total_steps, start_step) as bar:
+        while step < cadence.total_steps and stop.signum is None:
+            calls = cadence.steps_this_call(step, config.train.steps_per_call)
+            state, step_metrics = run_call(steps, state, batches, calls, experiment.mesh, group.stacked)
+            in_flight.add(step_metrics)
+            unfetched.append(step_metrics)
+            step += calls
+            window = window.advance(calls)
+            bar.update(calls)
+            logs, evals, saved = cadence.events(step)
+            if logs or saved:
+                progress = progress.fetched(unfetched, group, step, checkpoints)
+                unfetched = []
+            if logs:
+                rate, loss = write_train_metrics(writers, progress, window, step, config.data.batch_size,
+                                                 experiment.steps_per_epoch)
+                bar.set_postfix(loss=f"{loss:.4f}", ex_per_s=f"{rate:,.0f}")
+                rates += [rate] if window.steps else []
+                progress, window = progress.logged(), Window.start()
+            if evals:
+                last_eval = (step, evaluate_runs(steps.eval, state, experiment, config, group))
+                write_eval_metrics(writers, progress, last_eval, config.eval.split)
+            if saved:
+                checkpoints.save(step, state, data_iterator=batches, loop_state=progress.to_json(),
+                                 metrics=best_metrics(last_eval, step, config.eval.split))
+                for writer in writers:
+                    writer.flush()
+            if evals or saved:  # Evaluation and checkpoint time is not step time.
+                window = Window.start()
+        if stop.signum is not None and not saved:  # Not saved at this step yet.
+            progress = progress.fetched(unfetched, group, step, checkpoints)
+            checkpoints.save(step, state, data_iterator=batches, loop_state=progress.to_json())
+        checkpoints.close()  # Waits for the last save, still shielded from a repeated signal.
+        for writer in writers:
+            writer.close()
+
+    ended = {"end_step": step, "ended": workdir_lib.now(), "wall_time_s": round(time.time() - wall_start, 2),
+             "train_examples_per_sec": float(np.median(rates)) if rates else None}
+    if step < cadence.total_steps:
+        logging.warning("stopped by signal %d at step %d; checkpoint saved, rerun to resume",
+                        stop.signum, step)
+        for workdir, session in zip(group.workdirs, sessions, strict=True):
+            workdir_lib.record_session(workdir, {**session, **ended, "start_step": start_step,
+                                                 "status": f"stopped by signal {stop.signum} at step {step}"})
+        return [{"status": "stopped", "signal": stop.signum, "step": step}] * len(group.workdirs), state
+    if last_eval is None or last_eval[0] != step:  # A rerun of a finished run evaluates again.
+        last_eval = (step, evaluate_runs(steps.eval, state, experiment, config, group))
+    results = []
+    for k, (workdir, session) in enumerate(zip(group.workdirs, sessions, strict=True)):
+        session = {**session, **ended, "start_step": start_step}
+        if progress.diverged[k] is not None:
+            message = f"non-finite training metrics by step {progress.diverged[k]}"
+            workdir_lib.record_session(workdir, {**session, "status": f"failed: {message}"})
+            results.append({"status": "failed", "message": message})
+            continue
+        summary, confusion = last_eval[1][k]
+        results.append({"status": "finished", **evaluation.write_final_results(
+            workdir, step=step, steps_per_epoch=experiment.steps_per_epoch, split_name=config.eval.split,
+            summary=summary, confusion=confusion, class_names=experiment.eval_data.class_names)})
+        workdir_lib.record_session(workdir, {**session, "status": "finished"})
+    return results, state
+
+
+@dataclasses.dataclass(frozen=True)
+class Cadence:
+    """When the loop logs, evaluates and checkpoints, and how many steps each call runs."""
+
+    log_every: int
+    eval_every: int
+    checkpoint_every: int
+    total_steps: int
+
+    @classmethod
+    def of(cls, train_config, steps_per_epoch: int, total_steps: int) -> "Cadence":
+        """train.eval_every=0 means once an epoch; train.checkpoint_every=0, at every evaluation."""
+        eval_every = train_config.eval_every or steps_per_epoch
+        checkpoint_every = train_config.checkpoint_every or eval_every
+        return cls(train_config.log_every, eval_every, checkpoint_every, total_steps)
+
+    def events(self, step: int) -> tuple[bool, bool, bool]:
+        """Whether the loop logs, evaluates and checkpoints after `step` (all three at the end)."""
+        done = step == self.total_steps
+        return (done or step % self.log_every == 0, done or step % self.eval_every == 0,
+                done or step % self.checkpoint_every == 0)
+
+    def steps_this_call(self, step: int, steps_per_call: int) -> int:
+        """`steps_per_call` when the call starts on a multiple of it and ends by the next event,
+        else 1. Two call lengths, so two compilations; and a function of `step` alone, so a
+        resumed run makes the same calls as an uninterrupted one."""
+        every = (self.log_every, self.eval_every, self.checkpoint_every)
+        next_event = min(self.total_steps, *(step - step % n + n for n in every))
+        return steps_per_call if step % steps_per_call == 0 and step + steps_per_call <= next_event else 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Window:
+    """The steps since the last log, evaluation or checkpoint, and when it began."""
+
+    started: float
+    steps: int = 0
+
+    @classmethod
+    def start(cls) -> "Window":
+        return cls(time.time())
+
+    def advance(self, steps: int) -> "Window":
+        return dataclasses.replace(self, steps=self.steps + steps)
+
+
+@dataclasses.dataclass(frozen=True)
+class Progress:
+    """Each run's train metrics on the host not yet logged, and the step by which they turned
+    non-finite (None while finite): what a checkpoint keeps besides the state."""
+
+    pending: list[list[dict]]
+    diverged: list[int | None]
+
+    @classmethod
+    def fresh(cls, runs: int) -> "Progress":
+        return cls([[] for _ in range(runs)], [None] * runs)
+
+    @classmethod
+    def from_json(cls, loop_state: dict, runs: int) -> "Progress":
+        pending = loop_state["pending_train_metrics"]
+        if pending and isinstance(pending[0], dict):  # Written before groups shared this loop.
+            pending = [pending]
+        return cls(pending, loop_state.get("diverged", [None] * runs))
+
+    def to_json(self) -> dict:
+        return {"pending_train_metrics": self.pending, "diverged": self.diverged}
+
+    def fetched(self, unfetched: list, group: Group, step: int, checkpoints) -> "Progress":
+        """With the device metrics of the calls since the last fetch (one device transfer). A
+        run turning non-finite is marked; when every run has, training stops here, before
+        anything is saved."""
+        host = jax.device_get(unfetched)
+        pending = [list(p) for p in self.pending]
+        diverged = list(self.diverged)
+        for k, run_pending in enumerate(pending):
+            run_pending += metrics.to_host([group.split(m, axis=-1)[k] for m in host])
+            bad = sorted({name for m in run_pending for name, v in m.items() if not math.isfinite(v)})
+            if bad and diverged[k] is None:
+                diverged[k] = step
+                if all(d is not None for d in diverged):
+                    last_good = max(checkpoints.steps(), default=0)
+                    raise UserError(
+                        f"non-finite {bad} between steps {step - len(run_pending) + 1} and {step}; stopped "
+                        f"without saving, the last good checkpoint is step {last_good}; "
+                        "lower --config.opt.lr or set --config.opt.clip_norm")
+        return Progress(pending, diverged)
+
+    def logged(self) -> "Progress":
+        return Progress([[] for _ in self.pending], self.diverged)
+
+
+def run_call(steps: Steps, state, batches, calls: int, mesh, stacked: bool):
+    """One jitted call: one train step, or `calls` of them over stacked batches."""
+    leading_axes = int(stacked)
+    if calls == 1:
+        return steps.train(state, sharding.put_batch(next(batches), mesh, leading_axes))
+    stacked_batches = pipeline.stack([next(batches) for _ in range(calls)])
+    return steps.multi(state, sharding.put_batch(stacked_batches, mesh, leading_axes + 1))
+
+
+def write_train_metrics(writers, progress: Progress, window: Window, step: int, batch_size: int,
+                        steps_per_epoch: int) -> tuple[float, float]:
+    """Each finite run's mean train metrics since the last log, with the window's speed;
+    returns that speed (examples/s of one run) and the last logged run's loss."""
+    perf = metrics.perf(window.steps, batch_size, time.time() - window.started)
+    loss = math.nan
+    for writer, pending, diverged in zip(writers, progress.pending, progress.diverged, strict=True):
+        if diverged is None and pending:
+            train = metrics.mean_over_steps(pending)
+            writer.write(step, {**metrics.named_train(train), **perf, "epoch": step / steps_per_epoch})
+            loss = train["loss"]
+    return perf["perf/examples_per_sec"], loss
+
+
+def evaluate_runs(eval_step, state, experiment: Experiment, config, group: Group) -> list[tuple]:
+    """Each run's (summary, confusion matrix) on the configured split."""
+    totals = evaluation.accumulate(eval_step, state, experiment.eval_data, batch_size=config.eval.batch_size,
+                                   mesh=experiment.mesh)
+    return [experiment.task.summarize(run_totals) for run_totals in group.split(totals)]
+
+
+def write_eval_metrics(writers, progress: Progress, last_eval: tuple, split_name: str) -> None:
+    step, per_run = last_eval
+    for writer, (summary, _), diverged in zip(writers, per_run, progress.diverged, strict=True):
+        if diverged is None:
+            writer.write(step, metrics.named_eval(summary, split_name))
+    logging.info("step %d: %s", step, " ".join(
+        f"{k}={v:.4f}" for k, v in metrics.named_eval(per_run[0][0], split_name).items()))
+
+
+def best_metrics(last_eval: tuple | None, step: int, split_name: str) -> dict | None:
+    """The first run's evaluation at `step`, which the best checkpoint is chosen by (a group
+    keeps no best checkpoint)."""
+    if last_eval is None or last_eval[0] != step:
+        return None
+    return metrics.named_eval(last_eval[1][0][0], split_name)

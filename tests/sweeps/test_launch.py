@@ -1,0 +1,176 @@
+"""Sweeps: declaring, running in parallel, failures, resume, summaries, Ray, reproduce."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from configs import digits_mlp
+from research import config as config_lib
+from research.errors import UserError
+from research.sweeps import launch
+from research.train import loop
+from tests.conftest import ROOT, run_program
+
+
+def write_config(tmp_path, sweep_body: str) -> str:
+    """A config file: digits_mlp with the given get_sweep body."""
+    path = tmp_path / "sweep_config.py"
+    path.write_text(textwrap.dedent('''
+        from configs import digits_mlp
+        from research.config import product
+
+
+        def get_config(arg=None):
+            return digits_mlp.get_config(arg)
+
+
+        def get_sweep(name):
+            return ''') + sweep_body + "\n")
+    return str(path)
+
+
+def read_csv(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+class Progress:
+    def update(self, n):
+        pass
+
+    def set_postfix(self, **kwargs):
+        pass
+
+
+def test_product_and_zipped():
+    assert config_lib.product(**{"opt.lr": [1, 2], "seed": range(2)}) == [
+        {"opt.lr": 1, "seed": 0}, {"opt.lr": 1, "seed": 1},
+        {"opt.lr": 2, "seed": 0}, {"opt.lr": 2, "seed": 1}]
+    assert config_lib.zipped(a=[1, 2], b=[3, 4]) == [{"a": 1, "b": 3}, {"a": 2, "b": 4}]
+    with pytest.raises(ValueError, match="differ in length"):
+        config_lib.zipped(a=[1], b=[3, 4])
+
+
+@pytest.mark.parametrize("body,message", [
+    ('[{"opt.lrr": 0.1}]', "unknown config key 'opt.lrr'"),
+    ('[{"opt.lr": "fast"}]', "cannot take 'fast'"),
+    ('[{"seed": 1}, {"seed": 1}]', "repeated runs"),
+])
+def test_bad_sweeps_are_caught_before_anything_runs(tmp_path, body, message):
+    path = write_config(tmp_path, body)
+    with pytest.raises(UserError, match=message):
+        launch.expand(path, "any", digits_mlp.get_config(), [], str(tmp_path / "sweep"))
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_dry_run_prints_the_commands(tmp_path, tfds_dir):
+    result = run_program("experiments.sweep", "--config=configs/digits_mlp.py", "--sweep=lr",
+                         f"--sweep_dir={tmp_path / 's'}", "--dry_run", f"--config.data.tfds_dir={tfds_dir}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 4
+    assert f"--config.data.tfds_dir={tfds_dir} --config.opt.lr=0.001 --config.seed=0 " \
+           f"--workdir={tmp_path / 's'}/opt.lr=0.001,seed=0" in lines[0]
+    assert not (tmp_path / "s").exists()
+
+
+def test_parallel_sweep_records_a_failure_summarises_and_resumes(tmp_path, tfds_dir):
+    path = write_config(tmp_path, textwrap.dedent('''\
+        product(**{"opt.lr": [0.003, 1e30], "seed": [0, 1]}) if name == "diverge" else []'''))
+    sweep_dir = tmp_path / "s"
+    flags = [f"--config={path}", "--sweep=diverge", f"--sweep_dir={sweep_dir}", "--parallel=2",
+             f"--config.data.tfds_dir={tfds_dir}", "--config.opt.name=sgd", "--config.train.steps=30"]
+    result = run_program("experiments.sweep", *flags)
+    assert result.returncode == 1  # Some runs failed.
+    status = json.load(open(sweep_dir / "status.json"))
+    assert status["opt.lr=1e+30,seed=0"]["status"] == "failed"
+    assert status["opt.lr=1e+30,seed=0"]["returncode"] == 1
+    assert "non-finite" in status["opt.lr=1e+30,seed=0"]["log_tail"]
+    assert status["opt.lr=0.003,seed=1"]["status"] == "finished"
+
+    rows = read_csv(sweep_dir / "results.csv")
+    assert [(r["opt.lr"], r["seed"], r["status"]) for r in rows] == [
+        ("0.003", "0", "finished"), ("0.003", "1", "finished"),
+        ("1e+30", "0", "failed"), ("1e+30", "1", "failed")]
+    accuracies = [float(r["eval/test/accuracy"]) for r in rows[:2]]
+    markdown = (sweep_dir / "results.md").read_text()
+    mean, std = np.mean(accuracies), np.std(accuracies, ddof=1)
+    assert f"| **0.003** | **{mean:.4f} ± {std:.4f}**" in markdown
+    assert "2 finished, 2 failed" in markdown
+    assert {"learning_curves.png", "eval_test_accuracy_vs_opt.lr.png"} <= set(os.listdir(sweep_dir / "plots"))
+
+    result = run_program("experiments.sweep", *flags)  # Finished runs are skipped.
+    assert result.returncode == 1
+    manifest = json.load(open(sweep_dir / "opt.lr=0.003,seed=0" / "manifest.json"))
+    assert len(manifest["sessions"]) == 1
+
+    os.remove(sweep_dir / "results.md")
+    result = run_program("experiments.sweep", *flags, "--summarize_only")
+    assert (sweep_dir / "results.md").exists()
+
+
+def test_killed_sweep_resumes_its_runs(tmp_path, tfds_dir, digits_config):
+    sweep_dir = tmp_path / "s"
+    flags = ["--config=configs/digits_mlp.py", "--sweep=lr", f"--sweep_dir={sweep_dir}", "--parallel=2",
+             f"--config.data.tfds_dir={tfds_dir}", "--config.train.steps=300",
+             "--config.train.checkpoint_every=20"]
+    process = subprocess.Popen([sys.executable, "-m", "experiments.sweep", *flags], cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = sweep_dir / "opt.lr=0.001,seed=0" / "checkpoints"
+    deadline = time.time() + 120
+    while not (first.exists() and any(d.isdigit() for d in os.listdir(first))):
+        assert time.time() < deadline and process.poll() is None
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    time.sleep(3)  # The orphaned runs get SIGTERM, checkpoint and exit.
+
+    result = run_program("experiments.sweep", *flags)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert all(r["status"] == "finished" for r in read_csv(sweep_dir / "results.csv"))
+    resumed = json.load(open(sweep_dir / "opt.lr=0.001,seed=0" / "manifest.json"))["sessions"]
+    assert len(resumed) == 2 and resumed[1]["start_step"] > 0
+
+    digits_config.train.update(steps=300, checkpoint_every=20)
+    digits_config.opt.lr = 0.001
+    alone = loop.train_and_evaluate(digits_config, str(tmp_path / "alone"))
+    swept = json.load(open(sweep_dir / "opt.lr=0.001,seed=0" / "results.json"))
+    assert swept == {k: v for k, v in alone.items() if k != "status"}
+
+
+def test_ray_backend_runs_the_sweep(tmp_path, digits_config):
+    pytest.importorskip("ray")
+    from research.sweeps.ray_backend import RayBackend
+
+    path = write_config(tmp_path, '[{"seed": 0}, {"seed": 1}]')
+    flags = [f"--config.data.tfds_dir={digits_config.data.tfds_dir}", "--config.train.steps=20"]
+    digits_config.train.steps = 20
+    backend = RayBackend(None, num_cpus=1, local_cpus=2)
+    counts = launch.run_sweep(path, digits_config, flags, "any", str(tmp_path / "s"), backend=backend)
+    import ray
+    ray.shutdown()
+    assert counts == {"finished": 2}
+    assert len(read_csv(tmp_path / "s" / "results.csv")) == 2
+
+
+def test_reproduce_confirms_a_run_and_reports_a_difference(tmp_path, digits_config):
+    workdir = str(tmp_path / "run")
+    loop.train_and_evaluate(digits_config, workdir)
+    result = run_program("experiments.reproduce", f"--workdir={workdir}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "results.json identical: True; final params bitwise identical: True" in result.stdout
+
+    results = json.load(open(f"{workdir}/results.json"))
+    results["eval/test/accuracy"] += 0.01
+    json.dump(results, open(f"{workdir}/results.json", "w"))
+    result = run_program("experiments.reproduce", f"--workdir={workdir}")
+    assert result.returncode == 2
+    assert "eval/test/accuracy: differs by -0.01" in result.stdout

@@ -1,0 +1,272 @@
+"""End-to-end behaviour of the training loop and the train/evaluate programs on digits."""
+
+import copy
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from research.errors import UserError
+from research.sweeps.reproduce import final_params
+from research.train import loop
+from tests.conftest import ROOT, StopAfterCalls, run_program
+
+LONG_RUN = ["--config=configs/digits_mlp.py", "--config.train.steps=400",
+            "--config.train.checkpoint_every=20", "--config.train.eval_every=100",
+            "--config.train.log_every=20"]
+
+
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def saved_steps(workdir):
+    directory = os.path.join(workdir, "checkpoints")
+    return sorted(int(d) for d in os.listdir(directory) if d.isdigit()) if os.path.isdir(directory) else []
+
+
+def assert_same_run(workdir_a, workdir_b):
+    """results.json, final params and logged training metrics agree bit for bit."""
+    assert read_json(f"{workdir_a}/results.json") == read_json(f"{workdir_b}/results.json")
+    for a, b in zip(jax.tree.leaves(final_params(workdir_a)), jax.tree.leaves(final_params(workdir_b)),
+                    strict=True):
+        np.testing.assert_array_equal(a, b)
+    curve = lambda w: [(r["step"], r.get("train/loss"), r.get("eval/test/loss"))
+                       for r in map(json.loads, open(f"{w}/metrics.jsonl"))]
+    assert curve(workdir_a) == curve(workdir_b)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tfds_dir, tmp_path_factory):
+    """The long digits run, start to finish in one process: the reference for resumes."""
+    workdir = str(tmp_path_factory.mktemp("reference") / "run")
+    result = run_program("experiments.train", *LONG_RUN, f"--workdir={workdir}",
+                         f"--config.data.tfds_dir={tfds_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir
+
+
+def start_long_run(workdir, tfds_dir):
+    return subprocess.Popen(
+        [sys.executable, "-m", "experiments.train", *LONG_RUN, f"--workdir={workdir}",
+         f"--config.data.tfds_dir={tfds_dir}"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_checkpoint(process, workdir, timeout=120):
+    deadline = time.time() + timeout
+    while not saved_steps(workdir):
+        assert process.poll() is None, process.stderr.read()[-3000:]
+        assert time.time() < deadline, "no checkpoint appeared"
+        time.sleep(0.05)
+
+
+def test_program_writes_every_artifact(uninterrupted):
+    workdir = uninterrupted
+    results = read_json(f"{workdir}/results.json")
+    assert results["step"] == 400 and results["eval/test/accuracy"] > 0.9
+    assert len(results["eval/test/confusion_matrix"]) == 10
+    manifest = read_json(f"{workdir}/manifest.json")
+    assert manifest["packages"]["jax"] == jax.__version__
+    assert manifest["sessions"][-1]["status"] == "finished"
+    assert "git_commit" in manifest and manifest["devices"]
+    assert read_json(f"{workdir}/config.json")["train"]["steps"] == 400
+    rows = [json.loads(line) for line in open(f"{workdir}/metrics.jsonl")]
+    assert [r["step"] for r in rows if "train/loss" in r] == list(range(20, 401, 20))
+    assert [r["step"] for r in rows if "eval/test/accuracy" in r] == [100, 200, 300, 400]
+    assert all("perf/examples_per_sec" in r for r in rows if "train/loss" in r)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events = EventAccumulator(workdir)
+    events.Reload()
+    assert [e.step for e in events.Scalars("eval/test/accuracy")] == [100, 200, 300, 400]
+    assert events.Scalars("eval/test/accuracy")[-1].value == pytest.approx(results["eval/test/accuracy"])
+    assert {"learning_curves.png", "confusion_test.png"} <= set(os.listdir(f"{workdir}/plots"))
+    saved = saved_steps(workdir)  # The latest 3, plus the best by accuracy if it is older.
+    assert saved[-3:] == [360, 380, 400] and len(saved) <= 4
+
+
+def test_sigkill_at_a_random_moment_then_rerun_matches(uninterrupted, tfds_dir, tmp_path):
+    workdir = str(tmp_path / "killed")
+    process = start_long_run(workdir, tfds_dir)
+    wait_for_checkpoint(process, workdir)
+    time.sleep(random.uniform(0.0, 1.0))  # The run takes about 2 s from its first checkpoint.
+    process.kill()
+    process.wait()
+    assert not os.path.exists(f"{workdir}/results.json") or process.returncode == 0
+    result = run_program("experiments.train", *LONG_RUN, f"--workdir={workdir}",
+                         f"--config.data.tfds_dir={tfds_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert_same_run(uninterrupted, workdir)
+
+
+def test_sigterm_saves_and_exits_then_rerun_matches(uninterrupted, tfds_dir, tmp_path):
+    workdir = str(tmp_path / "terminated")
+    process = start_long_run(workdir, tfds_dir)
+    wait_for_checkpoint(process, workdir)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 128 + signal.SIGTERM, stderr[-3000:]
+    stopped_at = saved_steps(workdir)[-1]
+    assert stopped_at < 400  # Saved where it stopped, wherever that was.
+    session = read_json(f"{workdir}/manifest.json")["sessions"][-1]
+    assert session["status"].startswith("stopped by signal") and session["end_step"] == stopped_at
+    result = run_program("experiments.train", *LONG_RUN, f"--workdir={workdir}",
+                         f"--config.data.tfds_dir={tfds_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert_same_run(uninterrupted, workdir)
+
+
+def test_multi_step_calls_give_the_same_bits_and_resume_exactly(digits_config, tmp_path, monkeypatch):
+    """train.steps_per_call=7, dividing none of the cadences, trains to the same bits as one step
+    a call; a run stopped between two calls resumes to them too."""
+    digits_config.train.update(steps=60, log_every=20, eval_every=50, checkpoint_every=25)
+    single = str(tmp_path / "single")
+    loop.train_and_evaluate(digits_config, single)
+    config = copy.deepcopy(digits_config)
+    config.train.steps_per_call = 7
+    multi = str(tmp_path / "multi")
+    loop.train_and_evaluate(config, multi)
+    assert_same_run(single, multi)
+
+    resumed = str(tmp_path / "resumed")
+    # Calls: steps 0-7, 7-14, then one step a call up to the log at 20 (14 + 7 would pass it).
+    with monkeypatch.context() as patch:
+        patch.setattr(loop, "StopRequest", lambda: StopAfterCalls(3))
+        assert loop.train_and_evaluate(config, resumed)["step"] == 15
+    loop.train_and_evaluate(config, resumed)
+    assert_same_run(single, resumed)
+
+
+def test_steps_per_call_below_one_is_refused(digits_config, tmp_path):
+    digits_config.train.steps_per_call = 0
+    with pytest.raises(UserError, match="steps_per_call"):
+        loop.train_and_evaluate(digits_config, str(tmp_path / "run"))
+    assert not os.path.exists(tmp_path / "run")
+
+
+def corrupt(directory):
+    for root, _, files in os.walk(directory):
+        for name in files:
+            with open(os.path.join(root, name), "wb") as f:
+                f.write(b"not a checkpoint")
+
+
+def test_corrupt_latest_checkpoint_falls_back_and_reproduces(digits_config, tmp_path, caplog):
+    workdir = str(tmp_path / "run")
+    first = loop.train_and_evaluate(digits_config, workdir)
+    assert saved_steps(workdir) == [20, 40, 60]
+    corrupt(f"{workdir}/checkpoints/60/state")
+
+    again = loop.train_and_evaluate(digits_config, workdir)
+
+    assert again == first
+    assert any("checkpoint 60 is unreadable" in r.getMessage() for r in caplog.records)
+    assert os.path.isdir(f"{workdir}/checkpoints_corrupt/60")  # Moved aside, not deleted.
+    assert saved_steps(workdir) == [20, 40, 60]
+
+
+def test_keeps_the_latest_and_the_best(digits_config, tmp_path):
+    digits_config.train.update(keep=1, checkpoint_every=10, eval_every=30,
+                               best_metric="eval/test/loss", best_mode="max")  # Best = worst loss = step 30.
+    workdir = str(tmp_path / "run")
+    loop.train_and_evaluate(digits_config, workdir)
+    assert saved_steps(workdir) == [30, 60]
+
+
+def test_a_workdir_of_another_config_is_refused(digits_config, tmp_path):
+    workdir = str(tmp_path / "run")
+    digits_config.train.steps = 20
+    loop.train_and_evaluate(digits_config, workdir)
+    before = {name: os.path.getmtime(f"{workdir}/{name}") for name in os.listdir(workdir)}
+
+    digits_config.opt.lr = 0.1
+    with pytest.raises(UserError, match=r"different config \(opt.lr: 0.003 -> 0.1\)"):
+        loop.train_and_evaluate(digits_config, workdir)
+    assert {name: os.path.getmtime(f"{workdir}/{name}") for name in os.listdir(workdir)} == before
+
+    loop.train_and_evaluate(digits_config, workdir, allow_config_change=True)
+    assert read_json(f"{workdir}/config.1.json")["opt"]["lr"] == 0.003
+    assert read_json(f"{workdir}/config.json")["opt"]["lr"] == 0.1
+
+
+def test_a_directory_that_is_not_a_workdir_is_refused(digits_config, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="not empty and has no config.json"):
+        loop.train_and_evaluate(digits_config, str(tmp_path))
+    assert os.listdir(tmp_path) == ["notes.txt"]
+
+
+def test_non_finite_loss_stops_without_saving(digits_config, tmp_path):
+    digits_config.opt.update(name="sgd", lr=1e30)
+    workdir = str(tmp_path / "run")
+    with pytest.raises(UserError, match="non-finite"):
+        loop.train_and_evaluate(digits_config, workdir)
+    assert saved_steps(workdir) == []
+
+
+def test_init_from_starts_with_another_runs_params(digits_config, tmp_path):
+    source = str(tmp_path / "source")
+    digits_config.train.steps = 20
+    loop.train_and_evaluate(digits_config, source)
+    digits_config.init_from = source
+    digits_config.opt.update(name="sgd", lr=0.0)
+    digits_config.train.steps = 1
+    warm = str(tmp_path / "warm")
+    loop.train_and_evaluate(digits_config, warm)
+    for a, b in zip(jax.tree.leaves(final_params(source)), jax.tree.leaves(final_params(warm)), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+    digits_config.model.hidden_sizes = (16,)
+    with pytest.raises(UserError, match="params/Dense_0/bias has shape \\(32,\\) in .* but \\(16,\\)"):
+        loop.train_and_evaluate(digits_config, str(tmp_path / "mismatch"))
+    assert not os.path.exists(tmp_path / "mismatch" / "checkpoints")
+
+
+def test_init_from_loads_matching_parts_and_initialises_the_rest(digits_config, tmp_path):
+    """A deeper MLP starts from a shallower one: the layers they share come from the source,
+    the extra layer is initialised as usual."""
+    source = str(tmp_path / "source")
+    digits_config.train.steps = 20
+    digits_config.model.update(name="mlp", hidden_sizes=(32,))
+    loop.train_and_evaluate(digits_config, source)
+    digits_config.model.hidden_sizes = (32, 10)
+    digits_config.init_from = source
+    digits_config.opt.update(name="sgd", lr=0.0)
+    digits_config.train.steps = 1
+    loop.train_and_evaluate(digits_config, str(tmp_path / "deeper"))
+    source_params, deeper_params = final_params(source), final_params(str(tmp_path / "deeper"))
+    np.testing.assert_array_equal(source_params["Dense_0"]["kernel"], deeper_params["Dense_0"]["kernel"])
+    np.testing.assert_array_equal(source_params["Dense_1"]["kernel"], deeper_params["Dense_1"]["kernel"])
+    assert deeper_params["Dense_2"]["kernel"].shape == (10, 10)
+
+
+def test_evaluate_program(digits_config, tmp_path):
+    workdir = str(tmp_path / "run")
+    results = loop.train_and_evaluate(digits_config, workdir)
+    result = run_program("experiments.evaluate", f"--workdir={workdir}", "--checkpoint=latest")
+    assert result.returncode == 0, result.stderr[-3000:]
+    evaluation = read_json(f"{workdir}/evaluations/step60_test.json")
+    assert evaluation["eval/test/accuracy"] == results["eval/test/accuracy"]
+    assert os.path.exists(f"{workdir}/plots/confusion_test_step60.png")
+
+    result = run_program("experiments.evaluate", f"--workdir={workdir}", "--checkpoint=7")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("error: no checkpoint '7'")
+
+
+def test_missing_dataset_is_one_error_line(tmp_path):
+    result = run_program("experiments.train", "--config=configs/fashion_mnist_mlp.py",
+                         f"--workdir={tmp_path / 'run'}", "--config.data.source=local",
+                         f"--config.data.idx_dir={tmp_path / 'nowhere'}",
+                         f"--config.data.tfds_dir={tmp_path / 'tfds'}")
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: Fashion-MNIST IDX files not found") and "apt-get install" in last
