@@ -20,11 +20,10 @@ def max_pool_2x2(x_BxHxWxC: jax.Array) -> jax.Array:
     `nn.max_pool(x, (2, 2), (2, 2))`, bit for bit (a tie sends the gradient to the window's
     first maximum in row-major order), at a fraction of its cost on CPU.
 
-    XLA:CPU differentiates reduce_window with a select-and-scatter loop that took 45 ms of a
-    48 ms pooling pass of the Fashion-MNIST CNN's first stage (batch 128); a reshape-and-max
-    form counts ties with divisions and still took 4.3 ms. Here the forward pass takes the
-    maximum of four strided views and records which of them won; the backward pass is one
-    elementwise pass that sends each output's gradient to that position: 1.1 ms.
+    XLA:CPU differentiates reduce_window with a slow select-and-scatter loop. Here the forward
+    pass takes the maximum of four strided views and records which of them won; the backward
+    pass is one elementwise pass that sends each output's gradient to that position
+    (measurements in docs/performance.md).
     """
     B, H, W, C = x_BxHxWxC.shape
     return _max_pool_even(x_BxHxWxC[:, : H - H % 2, : W - W % 2, :])

@@ -22,9 +22,8 @@ POOLS = ("mean", "last")
 def _weights_times_values(subscripts: str, weights_BxHxQxK: jax.Array,
                           value_BxKxHxD: jax.Array) -> jax.Array:
     """Flax's `einsum("...hqk,...khd->...qhd", weights, value)` as a matmul over [B, H] with the
-    values moved to [B, H, K, D]. XLA:CPU ran the einsum's dot in a transposed orientation at a
-    third of the speed of the rest; this form made the Transformer classifier's train step
-    about 1.2x faster (scripts/bench.py, 65-69 -> 76-84 examples/s on 2 cores)."""
+    values moved to [B, H, K, D]: XLA:CPU ran the einsum's dot in a transposed orientation at a
+    third of the speed of the rest (docs/performance.md)."""
     if subscripts != "...hqk,...khd->...qhd":
         raise ValueError(f"unexpected attention product {subscripts!r}")
     out_BxHxQxD = weights_BxHxQxK @ jnp.swapaxes(value_BxKxHxD, -3, -2)
