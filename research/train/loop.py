@@ -69,32 +69,14 @@ def train(config, experiment: Experiment, group: Group, state, steps: Steps, bat
     sessions = [{"started": workdir_lib.now(), "argv": list(sys.argv), "status": "running",
                  **({"vectorized_with": len(group.workdirs)} if group.stacked else {})}
                 for _ in group.workdirs]
-    warm_start = None
-    if config.init_from:  # Used only when the group does not resume from a checkpoint of its own.
-        warm_start = checkpoint.load_matching(
-            config.init_from, {"params": state.params, "model_state": state.model_state},
-            leading_axes=int(group.stacked))
-    for workdir, run_config in zip(group.workdirs, group.configs, strict=True):
-        workdir_lib.prepare(workdir, run_config.to_dict(), allow_config_change=allow_config_change)
-        if experiment.tokenizer_file:
-            text.save_with_run(experiment.tokenizer_file, workdir)
-    checkpoints = checkpoint.Checkpoints(  # A group's checkpoint serves resumes only: no best.
-        group.checkpoint_dir, keep=config.train.keep, best_mode=config.train.best_mode,
-        best_metric="" if group.stacked else config.train.best_metric)
-    restored = checkpoints.restore_latest_good(checkpoint.abstract_like(state), batches)
-    # Per-step train metrics not yet logged (a checkpoint between two log steps holds them, so
-    # a resumed run logs the same means), and the step at which a run's metrics turned
-    # non-finite: such a run logs nothing more and fails at the end.
-    progress = Progress.fresh(len(group.workdirs))
-    if restored is not None:
-        state, progress = restored.state, Progress.from_json(restored.loop_state, len(group.workdirs))
-    elif warm_start is not None:
-        state = state.replace(**warm_start)
+    state, progress, checkpoints = start_or_resume(config, experiment, group, state, batches,
+                                                   allow_config_change=allow_config_change)
     start_step = step = int(np.asarray(state.step).reshape(-1)[0])
-    for workdir, session in zip(group.workdirs, sessions, strict=True):
-        workdir_lib.record_session(workdir, {**session, "start_step": start_step})
     if start_step:
         logging.info("resuming %s from step %d", group.checkpoint_dir, start_step)
+    sessions = [{**session, "start_step": start_step} for session in sessions]
+    for workdir, session in zip(group.workdirs, sessions, strict=True):
+        workdir_lib.record_session(workdir, session)
 
     cadence = Cadence.of(config.train, experiment.steps_per_epoch, experiment.total_steps)
     writers = [metric_writer.MetricWriter(workdir, start_step) for workdir in group.workdirs]
@@ -138,18 +120,50 @@ def train(config, experiment: Experiment, group: Group, state, steps: Steps, bat
 
     ended = {"end_step": step, "ended": workdir_lib.now(), "wall_time_s": round(time.time() - wall_start, 2),
              "train_examples_per_sec": float(np.median(rates)) if rates else None}
+    sessions = [{**session, **ended} for session in sessions]
     if step < cadence.total_steps:
         logging.warning("stopped by signal %d at step %d; checkpoint saved, rerun to resume",
                         stop.signum, step)
         for workdir, session in zip(group.workdirs, sessions, strict=True):
-            workdir_lib.record_session(workdir, {**session, **ended, "start_step": start_step,
-                                                 "status": f"stopped by signal {stop.signum} at step {step}"})
+            workdir_lib.record_session(
+                workdir, {**session, "status": f"stopped by signal {stop.signum} at step {step}"})
         return [{"status": "stopped", "signal": stop.signum, "step": step}] * len(group.workdirs), state
     if last_eval is None or last_eval[0] != step:  # A rerun of a finished run evaluates again.
         last_eval = (step, evaluate_runs(steps.eval, state, experiment, config, group))
+    return finish_runs(group, sessions, progress, last_eval, experiment, config.eval.split), state
+
+
+def start_or_resume(config, experiment: Experiment, group: Group, state, batches, *,
+                    allow_config_change: bool) -> tuple[object, "Progress", checkpoint.Checkpoints]:
+    """Makes each workdir the home of its config, then gives the state and progress to start
+    from (the latest readable checkpoint, the data iterator put back at its position, else
+    `state` with `config.init_from`'s matching parameters loaded) and the group's checkpoints."""
+    warm_start = None
+    if config.init_from:  # Read before anything is written: a mismatch leaves workdirs as they were.
+        warm_start = checkpoint.load_matching(
+            config.init_from, {"params": state.params, "model_state": state.model_state},
+            leading_axes=int(group.stacked))
+    for workdir, run_config in zip(group.workdirs, group.configs, strict=True):
+        workdir_lib.prepare(workdir, run_config.to_dict(), allow_config_change=allow_config_change)
+        if experiment.tokenizer_file:
+            text.save_with_run(experiment.tokenizer_file, workdir)
+    checkpoints = checkpoint.Checkpoints(  # A group's checkpoint serves resumes only: no best.
+        group.checkpoint_dir, keep=config.train.keep, best_mode=config.train.best_mode,
+        best_metric="" if group.stacked else config.train.best_metric)
+    restored = checkpoints.restore_latest_good(checkpoint.abstract_like(state), batches)
+    if restored is not None:
+        return restored.state, Progress.from_json(restored.loop_state, len(group.workdirs)), checkpoints
+    if warm_start is not None:
+        state = state.replace(**warm_start)
+    return state, Progress.fresh(len(group.workdirs)), checkpoints
+
+
+def finish_runs(group: Group, sessions: list[dict], progress: "Progress", last_eval: tuple,
+                experiment: Experiment, split_name: str) -> list[dict]:
+    """Each run's results.json, plots and finished session; a run whose metrics turned
+    non-finite is recorded as failed instead."""
     results = []
     for k, (workdir, session) in enumerate(zip(group.workdirs, sessions, strict=True)):
-        session = {**session, **ended, "start_step": start_step}
         if progress.diverged[k] is not None:
             message = f"non-finite training metrics by step {progress.diverged[k]}"
             workdir_lib.record_session(workdir, {**session, "status": f"failed: {message}"})
@@ -157,10 +171,10 @@ def train(config, experiment: Experiment, group: Group, state, steps: Steps, bat
             continue
         summary, confusion = last_eval[1][k]
         results.append({"status": "finished", **evaluation.write_final_results(
-            workdir, step=step, steps_per_epoch=experiment.steps_per_epoch, split_name=config.eval.split,
+            workdir, step=last_eval[0], steps_per_epoch=experiment.steps_per_epoch, split_name=split_name,
             summary=summary, confusion=confusion, class_names=experiment.eval_data.class_names)})
         workdir_lib.record_session(workdir, {**session, "status": "finished"})
-    return results, state
+    return results
 
 
 @dataclasses.dataclass(frozen=True)
