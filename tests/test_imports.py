@@ -1,3 +1,4 @@
+import ast
 import os
 import subprocess
 import sys
@@ -31,3 +32,40 @@ def test_importing_every_module_changes_nothing_in_the_process():
     count, report = done.stdout.split(maxsplit=1)
     assert int(count) > 40  # The walk found the package's modules.
     assert report.strip() == "changed: [] loop: True"
+
+
+def research_imports() -> dict[str, set[str]]:
+    """Each module of research and the modules of research it imports, anywhere in its code."""
+    modules = {}
+    for directory, _, files in os.walk(os.path.join(ROOT, "research")):
+        for name in files:
+            if name.endswith(".py"):
+                path = os.path.join(directory, name)
+                module = os.path.relpath(path, ROOT)[:-3].replace(os.sep, ".").removesuffix(".__init__")
+                modules[module] = path
+    graph = {}
+    for module, path in modules.items():
+        imported = set()
+        for node in ast.walk(ast.parse(open(path).read())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                imported |= {node.module, *(f"{node.module}.{alias.name}" for alias in node.names)}
+            elif isinstance(node, ast.Import):
+                imported |= {alias.name for alias in node.names}
+        graph[module] = {m for m in imported if m in modules and m != module}
+    return graph
+
+
+def test_no_import_cycles():
+    graph, finished, cycles = research_imports(), set(), []
+
+    def visit(module, path):
+        for imported in sorted(graph[module]):
+            if imported in path:
+                cycles.append(path[path.index(imported):] + [imported])
+            elif imported not in finished:
+                visit(imported, path + [imported])
+        finished.add(module)
+
+    for module in sorted(graph):
+        visit(module, [module])
+    assert len(graph) > 40 and cycles == []

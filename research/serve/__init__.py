@@ -1,1 +1,1 @@
-"""research/serve"""
+"""Using a finished workdir: generate.py samples text from a language-model run."""
