@@ -33,11 +33,12 @@ class MetricWriter:
             f.writelines(json.dumps(row) + "\n" for row in kept)
         os.replace(self._path + ".tmp", self._path)
         self._jsonl = open(self._path, "a")
-        # TensorBoard uses the step of the scalar library's file-version/SessionLog events;
-        # a START session log at `start_step` makes it purge orphaned later points.
+        # A START session log at step s makes TensorBoard's reader drop every point at step s
+        # or later: at start_step + 1, it drops the orphaned points and keeps the row of the
+        # step the run resumes from.
         self._events = EventFileWriter(workdir)
         self._events.add_event(event_pb2.Event(
-            wall_time=time.time(), step=start_step,
+            wall_time=time.time(), step=start_step + 1,
             session_log=event_pb2.SessionLog(status=event_pb2.SessionLog.START)))
 
     def write(self, step: int, scalars: dict[str, float]) -> None:

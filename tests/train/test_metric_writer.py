@@ -1,0 +1,29 @@
+import json
+import os
+
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from research.train import loop, metric_writer
+from tests.conftest import StopAfterCalls
+
+
+def test_tensorboard_shows_every_logged_step_across_a_resume(digits_config, tmp_path, monkeypatch):
+    """Stopped right after the checkpoint of a logged step, with a later row written as a killed
+    process would have, then resumed: TensorBoard's own reader sees each step metrics.jsonl
+    has, the resume point included, once, with the resumed run's values."""
+    workdir = str(tmp_path / "run")
+    digits_config.train.update(steps=60, log_every=10, checkpoint_every=20)
+    with monkeypatch.context() as patch:
+        patch.setattr(loop, "StopRequest", lambda: StopAfterCalls(20))
+        assert loop.train_and_evaluate(digits_config, workdir)["step"] == 20
+    orphan = metric_writer.MetricWriter(workdir, 20)
+    orphan.write(30, {"train/loss": 123.0})
+    orphan.close()
+    loop.train_and_evaluate(digits_config, workdir)
+    logged = [row["step"] for row in map(json.loads, open(os.path.join(workdir, "metrics.jsonl")))
+              if "train/loss" in row]
+    events = EventAccumulator(workdir)
+    events.Reload()
+    assert logged == [10, 20, 30, 40, 50, 60]
+    assert [event.step for event in events.Scalars("train/loss")] == logged
+    assert 123.0 not in [event.value for event in events.Scalars("train/loss")]
