@@ -92,10 +92,16 @@ class Checkpoints:
         return Resumed(restored.state, restored.loop)
 
     def restore_raw(self, step: int) -> dict:
-        """The saved train state as a tree of arrays, without a target (for inspection and
-        for warm starts from runs of another config)."""
+        """The saved train state as a tree of arrays on this process's first device, without a
+        target (for inspection and for warm starts from runs of another config), whatever the
+        devices of the process that wrote it."""
+        with ocp.StandardCheckpointer() as reader:
+            saved = reader.metadata(os.path.join(self.directory, str(step), "state")).item_metadata.tree
+        one_device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+        target = jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=one_device),
+                              saved)
         return self._manager.restore(
-            step, args=ocp.args.Composite(state=ocp.args.StandardRestore())).state
+            step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target))).state
 
     def restore_latest_good(self, abstract_state, data_iterator=None) -> Resumed | None:
         """Restores the newest readable checkpoint (the data iterator in place), or returns
