@@ -23,16 +23,31 @@ class _ProjectInfoOnly(logging.Filter):
 
 
 def parse_flags(argv: list[str]) -> list[str]:
-    """absl flag parsing (pass as app.run's flags_parser) that also turns ml_collections'
-    error for an unknown --config.KEY, which absl lets through as a traceback, into one line."""
+    """absl flag parsing (pass as app.run's flags_parser) in which everything bad input can
+    raise while the config file is loaded and overridden becomes one line: a missing or broken
+    config file, a bad `:arg`, an unknown --config.KEY (absl lets these through as tracebacks)."""
+    for spec in (a.removeprefix("--config=") for a in argv[1:] if a.startswith("--config=")):
+        if not os.path.isfile(spec.partition(":")[0]):
+            print(f"error: the config file {spec.partition(':')[0]} does not exist (--config)",
+                  file=sys.stderr)
+            sys.exit(1)
     try:
         return flags.FLAGS(argv)
     except flags.Error as e:
+        print(f"error: {e}", file=sys.stderr)
+    except UserError as e:
         print(f"error: {e}", file=sys.stderr)
     except (AttributeError, KeyError) as e:
         overrides = [a for a in argv[1:] if a.startswith("--config.")]
         detail = " ".join(str(e).replace("\\n", " ").replace("\\'", "").strip("'\"").split())
         print(f"error: unknown config key in {' '.join(overrides)}: {detail}", file=sys.stderr)
+    except SyntaxError as e:
+        print(f"error: the config file {e.filename} does not parse: {e.msg} at line {e.lineno}",
+              file=sys.stderr)
+    except (OSError, ImportError) as e:
+        print(f"error: cannot load the config file: {e}", file=sys.stderr)
+    except Exception as e:  # Whatever else a config file's own code raises.
+        print(f"error: the config file failed: {type(e).__name__}: {e}", file=sys.stderr)
     sys.exit(1)
 
 
@@ -62,6 +77,14 @@ def run_or_exit(fn, *args, **kwargs):
         return fn(*args, **kwargs)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    except Exception as e:
+        # Anything else is one line too; RESEARCH_TRACEBACK=1 shows where it came from.
+        if os.environ.get("RESEARCH_TRACEBACK") == "1":
+            raise
+        first_line = (str(e).strip().splitlines() or [""])[0]
+        print(f"error: {type(e).__name__}: {first_line} (RESEARCH_TRACEBACK=1 shows the traceback)",
+              file=sys.stderr)
         sys.exit(1)
 
 

@@ -18,6 +18,8 @@ LANGUAGE_MODELS = {"lm"}
 class Classification:
     """Integer labels `batch["label"]`, logits [B, K]."""
 
+    SUMMARY = ("loss", "accuracy", "precision", "recall", "f1")  # What `summarize` reports.
+
     def __init__(self, num_classes: int):
         self.num_classes = num_classes
 
@@ -46,6 +48,8 @@ class Classification:
 class LanguageModeling:
     """Next-token prediction over `batch["tokens"]` [B, L] where `batch["token_mask"]` is set;
     logits [B, L, V]. Loss and accuracy are per predicted token."""
+
+    SUMMARY = ("loss", "perplexity", "accuracy")  # What `summarize` reports.
 
     def _token_terms(self, logits_BxLxV: jax.Array, batch: dict) -> tuple[jax.Array, ...]:
         targets_BxT = batch["tokens"][:, 1:]

@@ -35,6 +35,8 @@ def prepare(workdir: str, config_dict: dict, *, allow_config_change: bool = Fals
     A non-empty directory without config.json, or one whose config.json differs, is refused
     (the latter unless `allow_config_change`, which keeps the old file as config.<n>.json).
     """
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        raise UserError(f"workdir {workdir} is a file, not a directory; choose another --workdir")
     path = os.path.join(workdir, "config.json")
     config_json = json.loads(json.dumps(config_dict))  # Tuples become lists, as when read back.
     if os.path.exists(path):

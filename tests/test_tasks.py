@@ -46,3 +46,12 @@ def test_the_model_family_decides_the_task():
     assert isinstance(tasks.for_model("lm", 100), tasks.LanguageModeling)
     classification = tasks.for_model("transformer", 5)
     assert isinstance(classification, tasks.Classification) and classification.num_classes == 5
+
+
+def test_each_task_declares_the_metrics_its_summary_reports():
+    """SUMMARY is what a config's train.best_metric is checked against."""
+    confusion = np.array([[3, 1], [0, 4]])
+    summary, _ = tasks.Classification(2).summarize({"loss_sum": 2.0, "examples": 8, "confusion": confusion})
+    assert tuple(summary) == tasks.Classification.SUMMARY
+    summary, _ = tasks.LanguageModeling().summarize({"loss_sum": 2.0, "correct": 3, "tokens": 8})
+    assert tuple(summary) == tasks.LanguageModeling.SUMMARY

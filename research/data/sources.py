@@ -8,11 +8,13 @@ runs far slower than the train step consumes them, so each split is read once wi
 import contextlib
 import dataclasses
 import fcntl
+import gzip
 import os
 import socket
 import tempfile
 import urllib.parse
 import zipfile
+import zlib
 
 import numpy as np
 from absl import logging
@@ -96,6 +98,11 @@ def prepared_builder(data_config):
             builder.download_and_prepare()
     except FileNotFoundError as e:  # Our builders' missing files or packages, with the fix.
         raise UserError(str(e)) from e
+    except (EOFError, zlib.error, gzip.BadGzipFile) as e:  # A truncated or corrupt source file.
+        raise UserError(
+            f"dataset {data_config.name!r}: a source file is truncated or corrupt ({type(e).__name__}: "
+            f"{e}); replace its files (for Fashion-MNIST, reinstall dataset-fashion-mnist or fix "
+            "data.idx_dir) and rerun") from e
     except ModuleNotFoundError as e:
         if e.name != "tensorflow":
             raise

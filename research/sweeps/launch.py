@@ -21,6 +21,7 @@ import time
 from absl import logging
 
 from research import config as config_lib
+from research import validation
 from research import workdir as workdir_lib
 from research.errors import UserError
 
@@ -62,7 +63,7 @@ def run_name(overrides: dict) -> str:
 
 def expand(config_spec: str, sweep_name: str, base_config, base_flags: list[str],
            sweep_dir: str) -> list[Run]:
-    """The runs of `sweep_name`, each checked against the config (unknown keys, wrong types)
+    """The runs of `sweep_name`, each checked as a resolved config (keys, types, ranges, names)
     before anything runs. `base_flags` (--config.KEY=VALUE) apply to every run."""
     module = load_config_module(config_spec.partition(":")[0])
     if not hasattr(module, "get_sweep"):
@@ -73,7 +74,10 @@ def expand(config_spec: str, sweep_name: str, base_config, base_flags: list[str]
         raise UserError(str(e)) from e
     runs = []
     for overrides in sweep:
-        config_lib.apply_overrides(base_config, overrides)  # Raises on a bad key or value.
+        try:  # A bad key, type or value in any run is reported before anything runs.
+            validation.validate(config_lib.apply_overrides(base_config, overrides))
+        except UserError as e:
+            raise UserError(f"sweep {sweep_name!r}, run {run_name(overrides)}: {e}") from e
         name = run_name(overrides)
         workdir = os.path.join(sweep_dir, name)
         command = (sys.executable, "-m", "experiments.train", f"--config={config_spec}", *base_flags,

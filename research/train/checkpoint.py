@@ -81,8 +81,14 @@ class Checkpoints:
 
     def restore(self, step: int, abstract_state):
         """The train state saved at `step`, placed like `abstract_state`."""
-        return self._manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract_state))).state
+        try:
+            return self._manager.restore(step, args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(abstract_state))).state
+        except Exception as e:  # Orbax and TensorStore raise many types for a bad file.
+            raise UserError(
+                f"checkpoint {step} in {self.directory} is unreadable ({type(e).__name__}: "
+                f"{str(e).splitlines()[0] if str(e) else ''}); choose another with --checkpoint "
+                f"(saved steps: {self.steps()})") from e
 
     def _restore_for_resume(self, step: int, abstract_state, data_iterator) -> Resumed:
         items = {"state": ocp.args.StandardRestore(abstract_state), "loop": ocp.args.JsonRestore()}
@@ -123,8 +129,15 @@ class Checkpoints:
         return None
 
     def close(self) -> None:
+        """Waits for the last save to finish, then releases Orbax's threads."""
         self._manager.wait_until_finished()
         self._manager.close()
+
+    def __enter__(self) -> "Checkpoints":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def latest_params(workdir: str, which: str = "latest") -> tuple[int, dict]:
@@ -132,11 +145,9 @@ def latest_params(workdir: str, which: str = "latest") -> tuple[int, dict]:
     (latest, best or a step)."""
     if not os.path.isdir(os.path.join(workdir, "checkpoints")):
         raise UserError(f"{workdir} has no checkpoints/ directory: is it the workdir of a run?")
-    checkpoints = Checkpoints(os.path.join(workdir, "checkpoints"), read_only=True)
-    step = checkpoints.resolve(which)
-    params = checkpoints.restore_raw(step)["params"]
-    checkpoints.close()
-    return step, params
+    with Checkpoints(os.path.join(workdir, "checkpoints"), read_only=True) as checkpoints:
+        step = checkpoints.resolve(which)
+        return step, checkpoints.restore_raw(step)["params"]
 
 
 def load_matching(workdir: str, target: dict, leading_axes: int = 0) -> dict:
@@ -149,10 +160,9 @@ def load_matching(workdir: str, target: dict, leading_axes: int = 0) -> dict:
     the same saved value."""
     if not os.path.isdir(os.path.join(workdir, "checkpoints")):
         raise UserError(f"init_from: {workdir} has no checkpoints/ directory")
-    checkpoints = Checkpoints(os.path.join(workdir, "checkpoints"), read_only=True)
-    step = checkpoints.resolve("latest")
-    saved = checkpoints.restore_raw(step)
-    checkpoints.close()
+    with Checkpoints(os.path.join(workdir, "checkpoints"), read_only=True) as checkpoints:
+        step = checkpoints.resolve("latest")
+        saved = checkpoints.restore_raw(step)
     saved = traverse_util.flatten_dict({k: saved.get(k) or {} for k in target}, sep="/")
     wanted = traverse_util.flatten_dict(target, sep="/")
     loaded, kept = {}, []

@@ -53,12 +53,11 @@ def evaluate_workdir(workdir: str, *, checkpoint_name: str = "best", split_name:
     config.eval.split = split_name
     exp = experiment.build(config, workdir)
     state = experiment.initial_state(exp, config.seed)
-    checkpoints = checkpoint.Checkpoints(
-        os.path.join(workdir, "checkpoints"), read_only=True,
-        best_metric=config.train.best_metric, best_mode=config.train.best_mode)
-    step = checkpoints.resolve(checkpoint_name)
-    state = checkpoints.restore(step, checkpoint.abstract_like(state))
-    checkpoints.close()
+    with checkpoint.Checkpoints(os.path.join(workdir, "checkpoints"), read_only=True,
+                                best_metric=config.train.best_metric,
+                                best_mode=config.train.best_mode) as checkpoints:
+        step = checkpoints.resolve(checkpoint_name)
+        state = checkpoints.restore(step, checkpoint.abstract_like(state))
     eval_step = experiment.jit_steps(exp, config.seed, state).eval
     summary, confusion = evaluate(
         eval_step, exp.task, state, exp.eval_data, batch_size=config.eval.batch_size, mesh=exp.mesh)

@@ -11,7 +11,7 @@ import jax
 import numpy as np
 import optax
 
-from research import models, optim, tasks
+from research import models, optim, tasks, validation
 from research.data import augment, sources, text, tokenizer
 from research.errors import UserError
 from research.parallel import sharding
@@ -38,6 +38,7 @@ class Experiment:
 
 def build(config, workdir: str | None = None) -> Experiment:
     """What `config` builds; `workdir`, when given, is the run's (its tokenizer is used)."""
+    validation.validate(config)
     mesh = sharding.make_mesh(config.mesh.num_devices)
     sharding.check_batch_size(config.data.batch_size, mesh, "data.batch_size")
     sharding.check_batch_size(config.eval.batch_size, mesh, "eval.batch_size")

@@ -82,7 +82,8 @@ def train(config, experiment: Experiment, group: Group, state, steps: Steps, bat
     writers = [metric_writer.MetricWriter(workdir, start_step) for workdir in group.workdirs]
     window, rates, last_eval, saved = Window.start(), [], None, True
     unfetched, in_flight = [], InFlight()
-    with metric_writer.progress_bar(cadence.total_steps, start_step) as bar:
+    # Leaving `checkpoints` waits for the last save, still inside the caller's StopRequest.
+    with checkpoints, metric_writer.progress_bar(cadence.total_steps, start_step) as bar:
         while step < cadence.total_steps and stop.signum is None:
             calls = cadence.steps_this_call(step, config.train.steps_per_call)
             state, step_metrics = run_call(steps, state, batches, calls, experiment.mesh, group.stacked)
@@ -114,7 +115,6 @@ def train(config, experiment: Experiment, group: Group, state, steps: Steps, bat
         if stop.signum is not None and not saved:  # Not saved at this step yet.
             progress = progress.fetched(unfetched, group, step, checkpoints)
             checkpoints.save(step, state, data_iterator=batches, loop_state=progress.to_json())
-        checkpoints.close()  # Waits for the last save, still shielded from a repeated signal.
         for writer in writers:
             writer.close()
 

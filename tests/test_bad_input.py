@@ -1,0 +1,166 @@
+"""Bad input, as a new user gives it: one `error:` line, exit code 1, and existing workdirs
+left exactly as they were. Config values are checked in the process (the loop, which every
+program calls); what only the command line can get wrong runs the programs themselves."""
+
+import copy
+import os
+import shutil
+
+import pytest
+
+from research.errors import UserError
+from research.train import loop
+from tests.conftest import run_program
+
+
+def snapshot(directory) -> dict:
+    """Every file under `directory` with its size and modification time."""
+    return {os.path.join(root, name): (os.stat(os.path.join(root, name)).st_size,
+                                       os.stat(os.path.join(root, name)).st_mtime_ns)
+            for root, _, files in os.walk(directory) for name in files}
+
+
+@pytest.fixture(scope="module")
+def finished(tfds_dir, tmp_path_factory):
+    """A finished digits run whose workdir every bad command is pointed at."""
+    from configs import digits_mlp
+
+    config = digits_mlp.get_config()
+    config.data.tfds_dir = tfds_dir
+    config.train.update(steps=10, eval_every=10, checkpoint_every=10)
+    workdir = str(tmp_path_factory.mktemp("finished") / "run")
+    loop.train_and_evaluate(config, workdir)
+    return config, workdir
+
+
+# (override of the finished run's config, a fragment of the one line the user gets)
+BAD_VALUES = [
+    ({"data.batch_size": 0}, "data.batch_size=0; it must be above 0"),
+    ({"data.batch_size": -8}, "data.batch_size=-8"),
+    ({"data.batch_size": 30}, "not divisible by the 4 devices"),
+    ({"eval.batch_size": 0}, "eval.batch_size=0"),
+    ({"data.max_len": 0}, "data.max_len=0"),
+    ({"data.vocab_size": 0}, "data.vocab_size=0"),
+    ({"data.name": "nope"}, "data.name='nope'; choose one of"),
+    ({"data.source": "web"}, "data.source='web'"),
+    ({"data.augment": "nope"}, "unknown op 'nope'"),
+    ({"data.augment": "flip_lr(q=1)"}, "op 'flip_lr' takes"),
+    ({"model.name": "nope"}, "model.name='nope'"),
+    ({"model.name": "cnn"}, "has no field(s)"),
+    ({"opt.name": "lamb"}, "opt.name='lamb'"),
+    ({"opt.schedule": "step"}, "opt.schedule='step'"),
+    ({"opt.lr": -1.0}, "opt.lr=-1.0; it must be 0 or more"),
+    ({"opt.lr": float("nan")}, "opt.lr=nan"),
+    ({"opt.eps": 0.0}, "opt.eps=0.0"),
+    ({"opt.warmup_steps": -1}, "opt.warmup_steps=-1"),
+    ({"opt.weight_decay": -0.1}, "opt.weight_decay=-0.1"),
+    ({"opt.clip_norm": -1.0}, "opt.clip_norm=-1.0"),
+    ({"opt.end_lr_factor": 1.5}, "opt.end_lr_factor=1.5"),
+    ({"opt.momentum": 1.0}, "opt.momentum=1.0"),
+    ({"opt.b1": -0.1}, "opt.b1=-0.1"),
+    ({"opt.b2": 1.0}, "opt.b2=1.0"),
+    ({"train.epochs": -1.0}, "train.epochs=-1.0"),
+    ({"train.steps": -5}, "train.steps=-5"),
+    ({"train.steps": 0, "train.epochs": 0.0}, "nothing to train"),
+    ({"train.log_every": 0}, "train.log_every=0"),
+    ({"train.eval_every": -1}, "train.eval_every=-1"),
+    ({"train.checkpoint_every": -1}, "train.checkpoint_every=-1"),
+    ({"train.keep": 0}, "train.keep=0"),
+    ({"train.steps_per_call": 0}, "train.steps_per_call=0"),
+    ({"train.best_mode": "up"}, "train.best_mode='up'"),
+    ({"train.best_metric": "eval/test/nope"}, "is not a metric this run logs"),
+    ({"train.best_metric": "eval/train/accuracy"}, "is not a metric this run logs"),
+    ({"eval.split": "validation"}, "eval/validation/accuracy"),  # The best metric names the split.
+    ({"eval.split": "validation", "train.best_metric": ""}, "has no split 'validation'"),
+    ({"mesh.num_devices": -1}, "mesh.num_devices=-1"),
+    ({"mesh.num_devices": 64}, "only 4 devices exist"),
+    ({"seed": -1}, "seed=-1"),
+    ({"init_from": "/nonexistent/run"}, "init_from: /nonexistent/run has no checkpoints/"),
+    ({"train.steps": 20}, "holds a run with a different config"),
+]
+
+
+@pytest.mark.parametrize("overrides,message", BAD_VALUES, ids=[str(o) for o, _ in BAD_VALUES])
+def test_a_bad_config_value_is_one_error_and_touches_nothing(finished, overrides, message):
+    config, workdir = finished
+    config = copy.deepcopy(config)
+    for key, value in overrides.items():
+        *parents, leaf = key.split(".")
+        node = config
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+    before = snapshot(workdir)
+    with pytest.raises(UserError, match=None) as raised:
+        loop.train_and_evaluate(config, workdir)
+    assert message in str(raised.value) and "\n" not in str(raised.value)
+    assert snapshot(workdir) == before
+
+
+def bad_files(tmp_path) -> dict:
+    """Files and directories the command-line cases point at."""
+    (tmp_path / "syntax.py").write_text("def get_config(:\n")
+    (tmp_path / "a_file").write_text("")
+    (tmp_path / "not_a_workdir").mkdir()
+    (tmp_path / "not_a_workdir" / "notes.txt").write_text("mine")
+    truncated = tmp_path / "truncated_idx"
+    truncated.mkdir()
+    for name in os.listdir("/usr/share/datasets/fashion-mnist"):
+        data = open(os.path.join("/usr/share/datasets/fashion-mnist", name), "rb").read()
+        (truncated / name).write_bytes(data[: len(data) // 2])
+    return {"tmp": str(tmp_path), "truncated": str(truncated)}
+
+
+TRAIN = ["experiments.train", "--config=configs/digits_mlp.py"]
+# (program and flags; {workdir} is the finished run, {tmp} a scratch directory)
+BAD_COMMANDS = [
+    ["experiments.train", "--config=missing.py", "--workdir={tmp}/w"],
+    ["experiments.train", "--config={tmp}/syntax.py", "--workdir={tmp}/w"],
+    [*TRAIN[:1], "--config=configs/digits_mlp.py:no_such_arg=1", "--workdir={workdir}"],
+    [*TRAIN, "--config.no_such_key=1", "--workdir={workdir}"],
+    [*TRAIN, "--config.opt.lr=fast", "--workdir={workdir}"],
+    [*TRAIN, "--config.opt.lr=-1.0", "--workdir={workdir}"],
+    [*TRAIN, "--workdir={tmp}/a_file"],
+    [*TRAIN, "--workdir={tmp}/not_a_workdir"],
+    ["experiments.train", "--config=configs/fashion_mnist_mlp.py", "--config.data.source=local",
+     "--config.data.idx_dir={truncated}", "--config.data.tfds_dir={tmp}/tfds", "--workdir={tmp}/w"],
+    ["experiments.evaluate", "--workdir={tmp}/nothing_here"],
+    ["experiments.evaluate", "--workdir={workdir}", "--checkpoint=12345"],
+    ["experiments.sweep", "--config=configs/digits_mlp.py", "--sweep=nope", "--sweep_dir={tmp}/s"],
+]
+
+
+@pytest.mark.parametrize("command", BAD_COMMANDS, ids=[" ".join(c[1:3]) for c in BAD_COMMANDS])
+def test_a_bad_command_is_one_error_line_and_touches_nothing(finished, tfds_dir, tmp_path, command):
+    config, workdir = finished
+    if not os.path.isdir("/usr/share/datasets/fashion-mnist") and "{truncated}" in " ".join(command):
+        pytest.skip("needs the Fashion-MNIST files (scripts/setup.sh installs them)")
+    have_fashion_mnist = os.path.isdir("/usr/share/datasets/fashion-mnist")
+    paths = bad_files(tmp_path) if have_fashion_mnist else {"tmp": str(tmp_path)}
+    flags = [arg.format(workdir=workdir, **paths) for arg in command[1:]]
+    if command[0] == "experiments.train" and "digits" in flags[0]:
+        flags.append(f"--config.data.tfds_dir={tfds_dir}")
+    before = snapshot(workdir)
+    done = run_program(command[0], *flags, timeout=120)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert lines and lines[-1].startswith("error: "), done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    assert snapshot(workdir) == before
+    assert not os.path.exists(os.path.join(str(tmp_path), "w", "config.json"))
+
+
+def test_evaluating_a_workdir_whose_only_checkpoint_is_corrupt(finished, tmp_path):
+    _, workdir = finished
+    copy_of_run = str(tmp_path / "run")
+    shutil.copytree(workdir, copy_of_run)
+    step_dir = os.path.join(copy_of_run, "checkpoints", "10")
+    for metadata in ("_CHECKPOINT_METADATA", os.path.join("state", "_METADATA")):  # Orbax's JSON.
+        with open(os.path.join(step_dir, metadata), "w") as f:
+            f.write("{not json")
+    before = snapshot(copy_of_run)
+    done = run_program("experiments.evaluate", f"--workdir={copy_of_run}", "--checkpoint=latest")
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines()[-1].startswith("error: checkpoint 10 in "), done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    assert snapshot(copy_of_run) == before
