@@ -1,7 +1,9 @@
 """A run's workdir: its config.json (a rerun with another config is refused) and its
 manifest.json (what produced it: commit, packages, devices, argv, times)."""
 
+import contextlib
 import datetime
+import fcntl
 import importlib.metadata
 import json
 import os
@@ -29,14 +31,33 @@ def _config_diff(old: dict, new: dict, prefix: str = "") -> list[str]:
     return diffs
 
 
+@contextlib.contextmanager
+def exclusive(workdir: str):
+    """Holds `workdir` for this process (an flock on the directory itself, made if missing): a
+    second process is refused with one line. The kernel releases the lock when the process
+    ends, however it ends, so a killed run never leaves a stale one."""
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        raise UserError(f"workdir {workdir} is a file, not a directory; choose another --workdir")
+    os.makedirs(workdir, exist_ok=True)
+    descriptor = os.open(workdir, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"workdir {workdir} is in use by a live run in another process; wait for "
+                            "it to finish or stop it (SIGTERM checkpoints it), or choose another "
+                            "--workdir") from None
+        yield
+    finally:
+        os.close(descriptor)  # Releases the lock.
+
+
 def prepare(workdir: str, config_dict: dict, *, allow_config_change: bool = False) -> None:
     """Makes `workdir` the home of this config, or checks that it already is.
 
     A non-empty directory without config.json, or one whose config.json differs, is refused
     (the latter unless `allow_config_change`, which keeps the old file as config.<n>.json).
     """
-    if os.path.exists(workdir) and not os.path.isdir(workdir):
-        raise UserError(f"workdir {workdir} is a file, not a directory; choose another --workdir")
     path = os.path.join(workdir, "config.json")
     config_json = json.loads(json.dumps(config_dict))  # Tuples become lists, as when read back.
     if os.path.exists(path):

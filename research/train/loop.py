@@ -6,6 +6,7 @@ the metrics) and where their files go; the loop is given the state, the jitted s
 batch iterator, and moves batches in, metrics out and checkpoints to disk.
 """
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -64,7 +65,17 @@ def train(config, experiment: Experiment, group: Group, state, steps: Steps, bat
           allow_config_change: bool = False) -> tuple[list[dict], object]:
     """Trains `group` from `state` or from its latest checkpoint until `config`'s last step or
     until `stop.signum` is set (a StopRequest the caller holds); returns each run's result
-    ({"status": "finished", **metrics}, "stopped" or "failed") and the final state."""
+    ({"status": "finished", **metrics}, "stopped" or "failed") and the final state. Each
+    workdir is held for the whole time: a second process on it is refused."""
+    with contextlib.ExitStack() as held:
+        for workdir in group.workdirs:
+            held.enter_context(workdir_lib.exclusive(workdir))
+        return _train(config, experiment, group, state, steps, batches, stop,
+                      allow_config_change=allow_config_change)
+
+
+def _train(config, experiment: Experiment, group: Group, state, steps: Steps, batches, stop, *,
+           allow_config_change: bool) -> tuple[list[dict], object]:
     wall_start = time.time()
     sessions = [{"started": workdir_lib.now(), "argv": list(sys.argv), "status": "running",
                  **({"vectorized_with": len(group.workdirs)} if group.stacked else {})}

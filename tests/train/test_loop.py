@@ -270,3 +270,25 @@ def test_missing_dataset_is_one_error_line(tmp_path):
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: Fashion-MNIST IDX files not found") and "apt-get install" in last
+
+
+def test_a_second_process_on_a_live_runs_workdir_is_refused(tfds_dir, tmp_path):
+    """Refused with one line while the run lives; once it is killed, its lock is gone."""
+    workdir = str(tmp_path / "run")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "experiments.train", *LONG_RUN, "--config.train.steps=20000",
+         f"--workdir={workdir}", f"--config.data.tfds_dir={tfds_dir}"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_checkpoint(process, workdir)
+        second = run_program("experiments.train", *LONG_RUN, "--config.train.steps=20000",
+                             f"--workdir={workdir}", f"--config.data.tfds_dir={tfds_dir}")
+        assert second.returncode == 1, second.stderr[-2000:]
+        assert "is in use by a live run" in second.stderr.strip().splitlines()[-1]
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    program = f"from research import workdir\nwith workdir.exclusive({workdir!r}): print('held')"
+    taken = subprocess.run([sys.executable, "-c", program], cwd=ROOT, capture_output=True, text=True,
+                           timeout=60)
+    assert taken.stdout.strip() == "held", taken.stderr[-2000:]
