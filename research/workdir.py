@@ -33,11 +33,13 @@ def _config_diff(old: dict, new: dict, prefix: str = "") -> list[str]:
 
 @contextlib.contextmanager
 def exclusive(workdir: str):
-    """Holds `workdir` for this process (an flock on the directory itself, made if missing): a
-    second process is refused with one line. The kernel releases the lock when the process
-    ends, however it ends, so a killed run never leaves a stale one."""
+    """Holds `workdir` for this process (an flock on the directory itself, made if missing and
+    removed again if the process fails before writing anything in it): a second process is
+    refused with one line. The kernel releases the lock when the process ends, however it ends,
+    so a killed run never leaves a stale one."""
     if os.path.exists(workdir) and not os.path.isdir(workdir):
         raise UserError(f"workdir {workdir} is a file, not a directory; choose another --workdir")
+    created = not os.path.exists(workdir)
     os.makedirs(workdir, exist_ok=True)
     descriptor = os.open(workdir, os.O_RDONLY)
     try:
@@ -48,6 +50,10 @@ def exclusive(workdir: str):
                             "it to finish or stop it (SIGTERM checkpoints it), or choose another "
                             "--workdir") from None
         yield
+    except BaseException:
+        if created and not os.listdir(workdir):
+            os.rmdir(workdir)
+        raise
     finally:
         os.close(descriptor)  # Releases the lock.
 
