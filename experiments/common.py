@@ -4,11 +4,13 @@ line and exit 1 for bad input."""
 import logging
 import os
 import sys
+import threading
+import warnings
 
 from absl import flags
 from absl import logging as absl_logging
 
-from research.errors import UserError
+from research.errors import UserError, describe_os_error
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _PROJECT_DIRS = tuple(os.path.join(_ROOT, name) + os.sep for name in ("research", "experiments"))
@@ -19,7 +21,34 @@ class _ProjectInfoOnly(logging.Filter):
     warning level."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno >= logging.WARNING or record.pathname.startswith(_PROJECT_DIRS)
+        ours = record.pathname.startswith(_PROJECT_DIRS)
+        if not ours and record.exc_info and not _show_tracebacks():
+            # A library's own report of an error we turn into one line ourselves.
+            record.exc_info, record.exc_text = None, None
+        return record.levelno >= logging.WARNING or ours
+
+
+def _show_tracebacks() -> bool:
+    return os.environ.get("RESEARCH_TRACEBACK") == "1"
+
+
+def _one_line_unraisable(unraisable) -> None:
+    """An error raised where nothing can catch it (a TensorStore callback into an event loop
+    that Orbax closed after a failed write) as one warning line."""
+    if _show_tracebacks():
+        return sys.__unraisablehook__(unraisable)
+    first_line = (str(unraisable.exc_value).strip().splitlines() or [""])[0]
+    print(f"warning: {unraisable.exc_type.__name__}: {first_line}", file=sys.stderr)
+
+
+def _one_line_thread_errors(args: threading.ExceptHookArgs) -> None:
+    """A background thread's error (TensorBoard's writer, Orbax's saver) as one warning line;
+    the main thread meets its consequence and reports it as the error."""
+    if _show_tracebacks() or args.exc_type is SystemExit:
+        return threading.__excepthook__(args)
+    name = args.thread.name if args.thread is not None else "a background thread"
+    first_line = (str(args.exc_value).strip().splitlines() or [""])[0]
+    print(f"warning: {name} failed: {args.exc_type.__name__}: {first_line}", file=sys.stderr)
 
 
 def parse_flags(argv: list[str]) -> list[str]:
@@ -70,22 +99,36 @@ def config_spec_and_overrides(argv: list[str]) -> tuple[str, list[str]]:
 
 def run_or_exit(fn, *args, **kwargs):
     absl_logging.get_absl_handler().python_handler.addFilter(_ProjectInfoOnly())
+    threading.excepthook, sys.unraisablehook = _one_line_thread_errors, _one_line_unraisable
     from research import platform
 
     platform.apply()
     try:
         return fn(*args, **kwargs)
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
+        _exit_with_error(str(e))
+    except OSError as e:  # A disk or directory fault: the path and what to do about it.
+        if _show_tracebacks():
+            raise
+        _exit_with_error(describe_os_error(e))
     except Exception as e:
         # Anything else is one line too; RESEARCH_TRACEBACK=1 shows where it came from.
-        if os.environ.get("RESEARCH_TRACEBACK") == "1":
+        if _show_tracebacks():
             raise
         first_line = (str(e).strip().splitlines() or [""])[0]
-        print(f"error: {type(e).__name__}: {first_line} (RESEARCH_TRACEBACK=1 shows the traceback)",
-              file=sys.stderr)
-        sys.exit(1)
+        _exit_with_error(f"{type(e).__name__}: {first_line} (RESEARCH_TRACEBACK=1 shows the traceback)")
+
+
+def _exit_with_error(message: str) -> None:
+    """The error line, last: what libraries report while the process shuts down (asyncio's
+    unretrieved failures and never-awaited writes of an abandoned save, say) follows from it
+    and is not printed."""
+    print(f"error: {message}", file=sys.stderr)
+    if not _show_tracebacks():
+        logging.disable(logging.CRITICAL)
+        warnings.simplefilter("ignore")
+        threading.excepthook = sys.unraisablehook = lambda args: None
+    sys.exit(1)
 
 
 def summary_line(results: dict) -> str:

@@ -13,6 +13,7 @@ import sys
 
 import jax
 
+from research import errors
 from research.errors import UserError
 
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "grain", "tensorflow-datasets",
@@ -36,11 +37,18 @@ def exclusive(workdir: str):
     """Holds `workdir` for this process (an flock on the directory itself, made if missing and
     removed again if the process fails before writing anything in it): a second process is
     refused with one line. The kernel releases the lock when the process ends, however it ends,
-    so a killed run never leaves a stale one."""
+    so a killed run never leaves a stale one. A workdir this process cannot write to, and one
+    removed while held, are errors that say so."""
     if os.path.exists(workdir) and not os.path.isdir(workdir):
         raise UserError(f"workdir {workdir} is a file, not a directory; choose another --workdir")
     created = not os.path.exists(workdir)
-    os.makedirs(workdir, exist_ok=True)
+    try:
+        os.makedirs(workdir, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot make workdir {workdir}: {errors.describe_os_error(e)}") from e
+    if not os.access(workdir, os.W_OK):  # Read-only mounts too, for root as well.
+        raise UserError(f"workdir {workdir} is not writable by this process; choose a writable "
+                        "--workdir or change its permissions")
     descriptor = os.open(workdir, os.O_RDONLY)
     try:
         try:
@@ -50,12 +58,26 @@ def exclusive(workdir: str):
                             "it to finish or stop it (SIGTERM checkpoints it), or choose another "
                             "--workdir") from None
         yield
-    except BaseException:
-        if created and not os.listdir(workdir):
+    except BaseException as e:
+        if _removed(workdir, descriptor):
+            if isinstance(e, Exception):
+                raise UserError(f"workdir {workdir} was removed while the run was writing to it; "
+                                "what it held is gone: rerun to start the run again") from e
+        elif created and not os.listdir(workdir):
             os.rmdir(workdir)
         raise
     finally:
         os.close(descriptor)  # Releases the lock.
+
+
+def _removed(workdir: str, descriptor: int) -> bool:
+    """Whether the directory held through `descriptor` was removed (a library may have made a
+    new one at the same path since)."""
+    held = os.fstat(descriptor)
+    try:
+        return held.st_nlink == 0 or not os.path.samestat(held, os.stat(workdir))
+    except FileNotFoundError:
+        return True
 
 
 def prepare(workdir: str, config_dict: dict, *, allow_config_change: bool = False) -> None:

@@ -15,6 +15,7 @@ import orbax.checkpoint as ocp
 from absl import logging
 from flax import traverse_util
 
+from research import errors
 from research.errors import UserError
 
 _policies = ocp.checkpoint_managers
@@ -50,6 +51,7 @@ class Checkpoints:
             save_interval_steps=0 if read_only else 1,
             cleanup_tmp_directories=not read_only)
         self._manager = ocp.CheckpointManager(self.directory, options=options)
+        self._saving = None  # The step whose asynchronous save may still be running.
 
     def steps(self) -> list[int]:
         return sorted(self._manager.all_steps())
@@ -62,7 +64,35 @@ class Checkpoints:
         items = {"state": ocp.args.StandardSave(state), "loop": ocp.args.JsonSave(loop_state)}
         if data_iterator is not None:
             items["data"] = grain.checkpoint.CheckpointSave(data_iterator)
-        self._manager.save(step, args=ocp.args.Composite(**items), metrics=metrics, force=True)
+        self.wait()  # Orbax waits for the previous save anyway; this tells whose failure it is.
+        if not os.path.isdir(self.directory):  # Orbax would make it again, and a new workdir with it.
+            raise UserError(f"the checkpoint directory {self.directory} was removed during the run; "
+                            "rerun to start the run again")
+        try:
+            self._manager.save(step, args=ocp.args.Composite(**items), metrics=metrics, force=True)
+        except Exception as e:  # Orbax and TensorStore raise many types for a failed write.
+            raise self._save_failed(step, e) from e
+        self._saving = step
+
+    def wait(self) -> None:
+        """Waits for the last save to finish; a failed one is a UserError that names the fix."""
+        step, self._saving = self._saving, None
+        try:
+            self._manager.wait_until_finished()
+        except Exception as e:
+            raise self._save_failed(step, e) from e
+
+    def _save_failed(self, step: int | None, error: Exception) -> UserError:
+        """The saves before `step` were complete when it began, and Orbax only renames a save
+        into place once it is whole, so the checkpoints already listed are intact."""
+        self._manager.reload()  # What is on disk: Orbax's list already lacks what it meant to delete.
+        saved = sorted(s for s in self._manager.all_steps() if s != step)
+        code = errors.os_errno(error)
+        cause = (os.strerror(code).lower() if code is not None
+                 else f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0]}")
+        fix = errors.os_fix(code) or "rerun to resume from the latest"
+        return UserError(f"saving checkpoint {step} in {self.directory} failed ({cause}); the run "
+                         f"stopped, and its complete checkpoints {saved} are intact; {fix}")
 
     def resolve(self, which: str) -> int:
         """'latest', 'best' or a step number, as a saved step."""
@@ -130,14 +160,22 @@ class Checkpoints:
 
     def close(self) -> None:
         """Waits for the last save to finish, then releases Orbax's threads."""
-        self._manager.wait_until_finished()
-        self._manager.close()
+        try:
+            self.wait()
+        finally:
+            self._manager.close()
 
     def __enter__(self) -> "Checkpoints":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        try:  # Leaving on an error: that error is the one to report, not a second failed save.
+            self.close()
+        except Exception as close_error:
+            logging.warning("while stopping on an error: %s", close_error)
 
 
 def latest_params(workdir: str, which: str = "latest") -> tuple[int, dict]:

@@ -15,7 +15,13 @@ def read_metrics(workdir: str) -> list[dict]:
     if not os.path.exists(path):
         return []
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        lines = [line for line in f if line.strip()]
+    rows = [json.loads(line) for line in lines[:-1]]
+    try:
+        rows += [json.loads(line) for line in lines[-1:]]
+    except json.JSONDecodeError:  # Half a row: its write was cut off (a full disk, a kill).
+        pass
+    return rows
 
 
 class MetricWriter:

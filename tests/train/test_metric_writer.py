@@ -27,3 +27,16 @@ def test_tensorboard_shows_every_logged_step_across_a_resume(digits_config, tmp_
     assert logged == [10, 20, 30, 40, 50, 60]
     assert [event.step for event in events.Scalars("train/loss")] == logged
     assert 123.0 not in [event.value for event in events.Scalars("train/loss")]
+
+
+def test_a_row_cut_off_mid_write_is_dropped_on_resume(tmp_path):
+    """A full disk or a kill can leave half a row at the end of metrics.jsonl; the resumed run
+    drops it with the other rows past its checkpoint instead of failing to read the file."""
+    workdir = str(tmp_path)
+    with open(os.path.join(workdir, "metrics.jsonl"), "w") as f:
+        f.write('{"step": 10, "train/loss": 1.5}\n{"step": 20, "train/loss": 1.2}\n{"step": 30, "trai')
+    writer = metric_writer.MetricWriter(workdir, 20)
+    writer.write(30, {"train/loss": 1.0})
+    writer.close()
+    assert metric_writer.read_metrics(workdir) == [
+        {"step": 10, "train/loss": 1.5}, {"step": 20, "train/loss": 1.2}, {"step": 30, "train/loss": 1.0}]
