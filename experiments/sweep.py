@@ -42,9 +42,12 @@ def main(argv):
         backend = RayBackend(f.ray_address, num_cpus=f.ray_num_cpus, num_gpus=f.ray_num_gpus)
     else:
         backend = launch.LocalBackend(f.parallel)
-    counts = common.run_or_exit(
-        launch.run_sweep, config_spec, f.config, base_flags, f.sweep, f.sweep_dir, backend=backend,
-        dry_run=f.dry_run, summarize_only=f.summarize_only, vectorize=f.vectorize)
+    try:
+        counts = common.run_or_exit(
+            launch.run_sweep, config_spec, f.config, base_flags, f.sweep, f.sweep_dir, backend=backend,
+            dry_run=f.dry_run, summarize_only=f.summarize_only, vectorize=f.vectorize)
+    finally:
+        backend.close()
     if "stopped" in counts:
         sys.exit(128 + counts["stopped"])
     if not f.dry_run:

@@ -137,7 +137,7 @@ def log_tail(path: str) -> str:
         return ""
 
 
-def _terminate_with_parent() -> None:
+def terminate_with_parent() -> None:
     """In the child, before exec: SIGTERM when the parent dies (Linux; elsewhere nothing).
     Linux ties this to the thread that started the child, which waits on it until it exits."""
     if sys.platform.startswith("linux"):
@@ -161,7 +161,7 @@ class LocalBackend:
             # Its own session: a Ctrl-C reaches the run only through us, once. If we die, even
             # by SIGKILL, the run gets SIGTERM and checkpoints: a rerun of the sweep resumes it.
             child = subprocess.Popen(run.command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True, preexec_fn=_terminate_with_parent)
+                                     start_new_session=True, preexec_fn=terminate_with_parent)
             with self._lock:
                 self._children.add(child)
             returncode = child.wait()
@@ -173,6 +173,22 @@ class LocalBackend:
         with self._lock:
             for child in self._children:
                 child.send_signal(signum)
+
+    def close(self) -> None:
+        """Nothing to release: every run has ended by the time a sweep returns."""
+
+
+def exit_description(returncode: int) -> str:
+    """'exit 1', or the signal that ended the process: 'killed by SIGKILL' (a negative code, or
+    128 + N as a shell and our own runs report it)."""
+    number = -returncode if returncode < 0 else returncode - 128 if returncode > 128 else None
+    if number is None:
+        return f"exit {returncode}"
+    try:
+        name = signal.Signals(number).name
+    except ValueError:
+        name = f"signal {number}"
+    return f"killed by {name}" if returncode < 0 else f"exit {returncode} ({name})"
 
 
 def launch(runs: list[Run], sweep_dir: str, backend, status: Status, stop_request, progress) -> None:
@@ -195,16 +211,16 @@ def launch(runs: list[Run], sweep_dir: str, backend, status: Status, stop_reques
         returncode = backend.execute(run, log_path(sweep_dir, run))
         if run.finished:
             state = "finished"
-        elif returncode >= 128 or returncode < 0:
-            state = "stopped"
+        elif stop_request.signum is not None and (returncode >= 128 or returncode < 0):
+            state = "stopped"  # Checkpointed (or killed) because the sweep was asked to stop.
         else:
-            state = "failed"
-        status.update(run.name, status=state, returncode=returncode, ended=workdir_lib.now(),
+            state = "failed"  # Its own error, or a signal from elsewhere (the OOM killer, say).
+        ended = exit_description(returncode)
+        status.update(run.name, status=state, returncode=returncode, exit=ended, ended=workdir_lib.now(),
                       wall_time_s=round(time.time() - start, 2),
                       log_tail=log_tail(log_path(sweep_dir, run)) if state == "failed" else "")
         if state == "failed":
-            logging.warning("run %s failed (exit %d); see %s", run.name, returncode,
-                            log_path(sweep_dir, run))
+            logging.warning("run %s failed (%s); see %s", run.name, ended, log_path(sweep_dir, run))
         progress.update(1)
         progress.set_postfix(running=status.count("running"), failed=status.count("failed"))
 

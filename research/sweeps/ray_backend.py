@@ -3,17 +3,30 @@
 Each task runs the run's train command on whichever node Ray picks, with the CPUs/GPUs it
 asked for, so the sweep directory and this repository must be at the same paths on every node
 (a shared filesystem). Resume and summaries work as with the local backend: a task that is
-lost leaves its workdir's checkpoints, and rerunning the sweep resumes from them.
+lost leaves its workdir's checkpoints, and rerunning the sweep resumes from them. A run is
+stopped with SIGTERM, never killed outright, so it checkpoints first: when its task is
+cancelled, and when its Ray worker dies (a killed sweep's raylet kills its workers).
 """
 
+import os
+import signal
 import subprocess
 
-from research.sweeps.launch import ROOT, Run
+from research.sweeps import reaper
+from research.sweeps.launch import ROOT, Run, terminate_with_parent
 
 
 def _execute(command: tuple[str, ...], cwd: str, log_file: str) -> int:
     with open(log_file, "ab") as log:
-        return subprocess.run(command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT).returncode
+        # Its own session, out of the worker's process group that Ray kills with SIGKILL; and
+        # SIGTERM when the worker dies.
+        child = subprocess.Popen(command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+                                 start_new_session=True, preexec_fn=terminate_with_parent)
+        try:
+            return child.wait()
+        except BaseException:  # Cancelled: Ray raises KeyboardInterrupt in the task.
+            child.send_signal(signal.SIGTERM)
+            return child.wait()
 
 
 class RayBackend:
@@ -21,9 +34,15 @@ class RayBackend:
                  local_cpus: int | None = None):
         import ray
 
+        self._reaper = None
         if not ray.is_initialized():
-            ray.init(address=address, num_cpus=None if address else local_cpus,
-                     include_dashboard=False, log_to_driver=False)
+            local = {}
+            if address is None:  # Our own Ray: nothing of it may outlive this process.
+                self._reaper = reaper.start(os.getpid())
+                # Its raylet would SIGKILL a dead worker's children: the run's SIGTERM comes first.
+                local = {"num_cpus": local_cpus,
+                         "_system_config": {"kill_child_processes_on_worker_exit": False}}
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, **local)
         self._ray = ray
         cluster_cpus = ray.cluster_resources().get("CPU", 1)
         self.parallel = max(1, int(cluster_cpus // max(num_cpus, 1e-9)))  # Threads waiting on tasks.
@@ -44,3 +63,11 @@ class RayBackend:
         del signum  # Ray delivers SIGTERM-like cancellation (KeyboardInterrupt) to the task.
         for ref in list(self._pending):
             self._ray.cancel(ref)
+
+    def close(self) -> None:
+        """Shuts down the Ray this backend started (and lets its watcher clean up and exit)."""
+        if self._reaper is not None:
+            self._ray.shutdown()
+            self._reaper.stdin.close()
+            self._reaper.wait()
+            self._reaper = None

@@ -146,6 +146,50 @@ def test_killed_sweep_resumes_its_runs(tmp_path, tfds_dir, digits_config):
     assert swept == {k: v for k, v in alone.items() if k != "status"}
 
 
+def process_training(workdir) -> int | None:
+    """The pid of the train process whose --workdir is `workdir`."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if "experiments.train" in argv and f"--workdir={workdir}" in argv:
+            return int(pid)
+    return None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the run's process in /proc")
+def test_a_run_killed_by_a_signal_is_a_failure_and_the_rerun_completes_it(tmp_path, tfds_dir):
+    path = write_config(tmp_path, '[{"seed": 0}, {"seed": 1}]')
+    sweep_dir = tmp_path / "s"
+    flags = [f"--config={path}", "--sweep=any", f"--sweep_dir={sweep_dir}", "--parallel=2",
+             f"--config.data.tfds_dir={tfds_dir}", "--config.train.steps=300",
+             "--config.train.checkpoint_every=20"]
+    sweep = subprocess.Popen([sys.executable, "-m", "experiments.sweep", *flags], cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    victim = sweep_dir / "seed=0"
+    deadline = time.time() + 120
+    while not (victim / "checkpoints").exists() or not any(
+            d.isdigit() for d in os.listdir(victim / "checkpoints")):
+        assert time.time() < deadline and sweep.poll() is None
+        time.sleep(0.05)
+    os.kill(process_training(str(victim)), signal.SIGKILL)
+    _, stderr = sweep.communicate(timeout=300)
+
+    assert sweep.returncode == 1, stderr[-2000:]
+    status = json.load(open(sweep_dir / "status.json"))
+    assert status["seed=0"]["status"] == "failed" and status["seed=0"]["exit"] == "killed by SIGKILL"
+    assert status["seed=1"]["status"] == "finished"
+    assert [r["status"] for r in read_csv(sweep_dir / "results.csv")] == ["failed", "finished"]
+
+    result = run_program("experiments.sweep", *flags)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert all(r["status"] == "finished" for r in read_csv(sweep_dir / "results.csv"))
+    sessions = json.load(open(victim / "manifest.json"))["sessions"]
+    assert len(sessions) == 2 and sessions[1]["start_step"] > 0
+
+
 def test_ray_backend_runs_the_sweep(tmp_path, digits_config):
     pytest.importorskip("ray")
     from research.sweeps.ray_backend import RayBackend
@@ -154,11 +198,43 @@ def test_ray_backend_runs_the_sweep(tmp_path, digits_config):
     flags = [f"--config.data.tfds_dir={digits_config.data.tfds_dir}", "--config.train.steps=20"]
     digits_config.train.steps = 20
     backend = RayBackend(None, num_cpus=1, local_cpus=2)
-    counts = launch.run_sweep(path, digits_config, flags, "any", str(tmp_path / "s"), backend=backend)
-    import ray
-    ray.shutdown()
+    try:
+        counts = launch.run_sweep(path, digits_config, flags, "any", str(tmp_path / "s"), backend=backend)
+    finally:
+        backend.close()
     assert counts == {"finished": 2}
     assert len(read_csv(tmp_path / "s" / "results.csv")) == 2
+
+
+def test_a_killed_ray_sweep_leaves_no_process_and_its_runs_checkpoint(tmp_path, tfds_dir):
+    """SIGKILL to a sweep on its own local Ray: every process it started ends (Ray's agents
+    ignore SIGTERM), and the runs get SIGTERM first, so they save and a rerun resumes them."""
+    psutil = pytest.importorskip("psutil")
+    pytest.importorskip("ray")
+    path = write_config(tmp_path, '[{"seed": 0}, {"seed": 1}]')
+    sweep_dir = tmp_path / "s"
+    flags = [f"--config={path}", "--sweep=any", f"--sweep_dir={sweep_dir}", "--backend=ray",
+             f"--config.data.tfds_dir={tfds_dir}", "--config.train.steps=3000",
+             "--config.train.checkpoint_every=50"]
+    sweep = subprocess.Popen([sys.executable, "-m", "experiments.sweep", *flags], cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    runs = [sweep_dir / "seed=0", sweep_dir / "seed=1"]
+    deadline = time.time() + 180
+    while not all((run / "checkpoints").exists() and any(d.isdigit() for d in os.listdir(run / "checkpoints"))
+                  for run in runs):
+        assert time.time() < deadline and sweep.poll() is None
+        time.sleep(0.1)
+    started = psutil.Process(sweep.pid).children(recursive=True)
+    assert any("raylet" in p.name() for p in started)
+    sweep.kill()
+    sweep.wait()
+
+    _, alive = psutil.wait_procs(started, timeout=30)  # Left alone, the agents linger 60 s.
+    assert not alive, [p.cmdline()[:2] for p in alive]
+    for run in runs:
+        session = json.load(open(run / "manifest.json"))["sessions"][-1]
+        assert session["status"].startswith("stopped by signal 15"), session
+        assert not [d for d in os.listdir(run / "checkpoints") if "tmp" in d]
 
 
 def test_reproduce_confirms_a_run_and_reports_a_difference(tmp_path, digits_config):
