@@ -45,6 +45,9 @@ def base_config() -> ml_collections.ConfigDict:
     # Train steps a jitted call runs (a scan over stacked batches): above 1 for models whose
     # step is shorter than a call's host cost (about 0.3 ms on CPU). Same results either way.
     config.train.steps_per_call = 1
+    # Microbatches a step's gradient is summed over before its one update (a scan in the step):
+    # the batch's update in a k-th of the activation memory.
+    config.train.grad_accum_steps = 1
     config.train.eval_every = 0  # 0: once per epoch.
     config.train.checkpoint_every = 0  # 0: at every evaluation.
     config.train.keep = 3  # The latest checkpoints kept, besides the best one.
@@ -57,6 +60,10 @@ def base_config() -> ml_collections.ConfigDict:
 
     config.mesh = ml_collections.ConfigDict()
     config.mesh.num_devices = 0  # 0: every local device.
+    # Axis sizes over those devices (research/parallel/sharding.py); -1 on one takes the rest.
+    config.mesh.data = -1  # Batches split.
+    config.mesh.fsdp = 1  # Batches, and each parameter and its optimizer moments, split.
+    config.mesh.tensor = 1  # Attention heads and MLP units split (transformer, lm, vit).
 
     config.init_from = ""  # A workdir whose latest params start this run.
     return config

@@ -27,6 +27,10 @@ class Classification:
         loss = optax.softmax_cross_entropy_with_integer_labels(logits_BxK, batch["label"]).mean()
         return loss, {"accuracy": (logits_BxK.argmax(-1) == batch["label"]).mean()}
 
+    def weight(self, batch: dict) -> jax.Array:
+        """What the train loss averages over: the batch's examples."""
+        return jnp.asarray(batch["label"].shape[0], jnp.float32)
+
     def eval_sums(self, logits_BxK: jax.Array, batch: dict) -> dict:
         """Sums over the batch's real rows (`batch["mask"]`): loss and the confusion matrix."""
         losses_B = optax.softmax_cross_entropy_with_integer_labels(logits_BxK, batch["label"])
@@ -65,6 +69,10 @@ class LanguageModeling:
         tokens = jnp.maximum(weights.sum(), 1)
         return (jnp.where(weights, losses, 0.0).sum() / tokens,
                 {"accuracy": (correct & weights).sum() / tokens})
+
+    def weight(self, batch: dict) -> jax.Array:
+        """What the train loss averages over: the batch's predicted tokens."""
+        return jnp.maximum(batch["token_mask"][:, 1:].sum(), 1).astype(jnp.float32)
 
     def eval_sums(self, logits_BxLxV: jax.Array, batch: dict) -> dict:
         losses, correct, weights = self._token_terms(logits_BxLxV, batch)

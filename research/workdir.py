@@ -12,12 +12,14 @@ import subprocess
 import sys
 
 import jax
+from absl import logging
 
 from research import errors
 from research.errors import UserError
 
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "grain", "tensorflow-datasets",
             "numpy", "ml-collections", "absl-py")
+LAYOUT_PREFIX = "mesh."  # Config fields that only place arrays on devices.
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -92,6 +94,12 @@ def prepare(workdir: str, config_dict: dict, *, allow_config_change: bool = Fals
         with open(path) as f:
             old = json.load(f)
         diffs = _config_diff(old, config_json)
+        if diffs and all(diff.startswith(LAYOUT_PREFIX) for diff in diffs):
+            # Where arrays lie changes no number beyond float rounding: the run continues on the
+            # new layout (checkpoints restore onto any mesh) and config.json says which it is.
+            logging.info("workdir %s: continuing on another layout (%s)", workdir, "; ".join(diffs))
+            write_json(path, config_json)
+            return
         if not diffs:
             return
         if not allow_config_change:

@@ -130,7 +130,7 @@ def build_case(spec: str):
     pieces = dict(
         model=models.build(config.model, num_classes, vocab_size=config.data.vocab_size),
         task=tasks.for_model(config.model.name, num_classes), tx=tx, schedule=schedule,
-        train_data=split, eval_data=split, mesh=sharding.make_mesh(config.mesh.num_devices),
+        train_data=split, eval_data=split, mesh=sharding.make_mesh(config.mesh),
         augment=None, steps_per_epoch=len(split) // config.data.batch_size, total_steps=1000)
     # Fields an Experiment may have beyond these (a tokenizer, ...) are unused by the step.
     fields = {f.name: pieces.get(f.name) for f in dataclasses.fields(experiment.Experiment)}

@@ -7,6 +7,12 @@ trunk and initialises only its head. The Vision Transformer reuses `Block`.
 Call both as `model.apply(variables, tokens_BxL, mask=mask_BxL, train=...)`, `mask` True on
 real tokens. Default sizes (hidden 128, 2 blocks of 4 heads, MLP 512 = 4 x hidden, dropout 0.1)
 are a small model that trains on a laptop; `vocab_size` comes from the data's tokenizer.
+
+For large models: parameters carry logical axis names (`embed`, `heads`, `kv`, `mlp`, `vocab`)
+that research/parallel/sharding.py maps to mesh axes; `dtype` is the compute type (bfloat16
+keeps float32 parameters, LayerNorm statistics, softmax and logits); `remat` recomputes each
+block's activations in the backward pass instead of keeping them ("block": all but its matmul
+outputs, "full": everything).
 """
 
 import flax.linen as nn
@@ -17,6 +23,33 @@ from research.errors import UserError
 
 EMBED_INIT = nn.initializers.normal(stddev=0.02)  # GPT-2's: unit-variance embeddings swamp the blocks.
 POOLS = ("mean", "last")
+DTYPES = ("float32", "bfloat16")
+REMAT_POLICIES = {  # What a rematerialised block keeps for the backward pass.
+    "block": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+    "full": jax.checkpoint_policies.nothing_saveable,
+}
+
+
+def named(init, *names: str | None):
+    """`init` whose parameter carries logical axis names (for sharding.LOGICAL_RULES)."""
+    return nn.with_logical_partitioning(init, names)
+
+
+def check_precision(dtype: str, param_dtype: str, remat: str) -> None:
+    for key, value in (("dtype", dtype), ("param_dtype", param_dtype)):
+        if value not in DTYPES:
+            raise UserError(f"model.{key}={value!r}; choose one of {list(DTYPES)} (--config.model.{key})")
+    if remat not in ("none", *REMAT_POLICIES):
+        raise UserError(f"model.remat={remat!r}; choose one of {['none', *REMAT_POLICIES]} "
+                        "(--config.model.remat)")
+
+
+def block_class(remat: str):
+    """`Block`, or `Block` rematerialised by the named policy; call it as (x, mask, train)."""
+    if remat == "none":
+        return Block
+    # Module, x, attention_mask, train: `train` (argument 3) chooses code, so it is static.
+    return nn.remat(Block, policy=REMAT_POLICIES[remat], static_argnums=(3,))
 
 
 def _weights_times_values(subscripts: str, weights_BxHxQxK: jax.Array,
@@ -36,25 +69,36 @@ class Block(nn.Module):
     heads: int
     mlp_dim: int
     dropout: float = 0.0
+    dtype: str = "float32"
+    param_dtype: str = "float32"
 
     @nn.compact
-    def __call__(self, x_BxLxD: jax.Array, *, attention_mask: jax.Array | None = None,
-                 train: bool) -> jax.Array:
+    def __call__(self, x_BxLxD: jax.Array, attention_mask: jax.Array | None = None,
+                 train: bool = False) -> jax.Array:
         """`attention_mask` broadcasts to [B, heads, L_query, L_key], True where attention is allowed."""
         hidden = x_BxLxD.shape[-1]
-        y = nn.LayerNorm(name="attention_norm")(x_BxLxD)
+        types = {"dtype": self.dtype, "param_dtype": self.param_dtype}
+        dense = nn.initializers.lecun_normal()
+        y = nn.LayerNorm(name="attention_norm", **types)(x_BxLxD)
         y = nn.MultiHeadDotProductAttention(
             self.heads, dropout_rate=self.dropout, deterministic=not train, name="attention",
+            kernel_init=named(dense, "embed", "heads", "kv"),
+            bias_init=named(nn.initializers.zeros, "heads", "kv"),
+            out_kernel_init=named(dense, "heads", "kv", "embed"),
+            out_bias_init=named(nn.initializers.zeros, "embed"),
+            force_fp32_for_softmax=True, **types,
             # Flax's own attention with the weights-times-values product replaced (the two
             # products are replaced together or not at all).
             qk_attn_weights_einsum_cls=lambda: jnp.einsum,
             attn_weights_value_einsum_cls=lambda: _weights_times_values,
         )(y, mask=attention_mask)
         x = x_BxLxD + nn.Dropout(self.dropout, deterministic=not train)(y)
-        y = nn.LayerNorm(name="mlp_norm")(x)
-        y = nn.gelu(nn.Dense(self.mlp_dim, name="mlp_in")(y))
+        y = nn.LayerNorm(name="mlp_norm", **types)(x)
+        y = nn.gelu(nn.Dense(self.mlp_dim, name="mlp_in", kernel_init=named(dense, "embed", "mlp"),
+                             bias_init=named(nn.initializers.zeros, "mlp"), **types)(y))
         y = nn.Dropout(self.dropout, deterministic=not train)(y)
-        y = nn.Dense(hidden, name="mlp_out")(y)
+        y = nn.Dense(hidden, name="mlp_out", kernel_init=named(dense, "mlp", "embed"),
+                     bias_init=named(nn.initializers.zeros, "embed"), **types)(y)
         return x + nn.Dropout(self.dropout, deterministic=not train)(y)
 
 
@@ -69,27 +113,33 @@ class Trunk(nn.Module):
     mlp_dim: int
     dropout: float
     causal: bool
+    dtype: str = "float32"
+    param_dtype: str = "float32"
+    remat: str = "none"
 
     @nn.compact
     def __call__(self, tokens_BxL: jax.Array, mask_BxL: jax.Array, *, train: bool) -> jax.Array:
+        check_precision(self.dtype, self.param_dtype, self.remat)
         length = tokens_BxL.shape[1]
         if length > self.max_len:
             raise UserError(f"sequences of {length} tokens are longer than the model's max_len "
                             f"{self.max_len}; raise --config.model.max_len or shorten data.max_len")
-        x_BxLxD = nn.Embed(self.vocab_size, self.hidden, embedding_init=EMBED_INIT,
-                           name="token_embed")(tokens_BxL)
+        types = {"dtype": self.dtype, "param_dtype": self.param_dtype}
+        x_BxLxD = nn.Embed(self.vocab_size, self.hidden, embedding_init=named(EMBED_INIT, "vocab", "embed"),
+                           name="token_embed", **types)(tokens_BxL)
         x_BxLxD += nn.Embed(self.max_len, self.hidden, embedding_init=EMBED_INIT,
-                            name="position_embed")(jnp.arange(length))[None]
+                            name="position_embed", **types)(jnp.arange(length))[None]
         x_BxLxD = nn.Dropout(self.dropout, deterministic=not train)(x_BxLxD)
         # Padding is masked as a key only: a padded query attends to real tokens, and its output
         # is ignored by the heads and losses.
         attention_mask_Bx1xLxL = mask_BxL[:, None, None, :]
         if self.causal:
             attention_mask_Bx1xLxL = attention_mask_Bx1xLxL & jnp.tril(jnp.ones((length, length), bool))
+        block = block_class(self.remat)
         for i in range(self.depth):
-            x_BxLxD = Block(self.heads, self.mlp_dim, self.dropout, name=f"block_{i}")(
-                x_BxLxD, attention_mask=attention_mask_Bx1xLxL, train=train)
-        return nn.LayerNorm(name="final_norm")(x_BxLxD)
+            x_BxLxD = block(self.heads, self.mlp_dim, self.dropout, name=f"block_{i}", **types)(
+                x_BxLxD, attention_mask_Bx1xLxL, train)
+        return nn.LayerNorm(name="final_norm", **types)(x_BxLxD)
 
 
 def _real_tokens(tokens_BxL: jax.Array, mask_BxL: jax.Array | None) -> jax.Array:
@@ -111,14 +161,22 @@ class LanguageModel(nn.Module):
     heads: int = 4
     mlp_dim: int = 512
     dropout: float = 0.1
+    dtype: str = "float32"
+    param_dtype: str = "float32"
+    remat: str = "none"
 
     @nn.compact
     def __call__(self, tokens_BxL: jax.Array, *, mask: jax.Array | None = None,
                  train: bool) -> jax.Array:
         x_BxLxD = Trunk(self.vocab_size, self.max_len, self.hidden, self.depth, self.heads,
-                        self.mlp_dim, self.dropout, causal=True, name="trunk")(
+                        self.mlp_dim, self.dropout, causal=True, dtype=self.dtype,
+                        param_dtype=self.param_dtype, remat=self.remat, name="trunk")(
             tokens_BxL, _real_tokens(tokens_BxL, mask), train=train)
-        return nn.Dense(self.vocab_size, name="lm_head")(x_BxLxD)
+        logits_BxLxV = nn.Dense(self.vocab_size, name="lm_head", dtype=self.dtype,
+                                param_dtype=self.param_dtype,
+                                kernel_init=named(nn.initializers.lecun_normal(), "embed", "vocab"),
+                                bias_init=named(nn.initializers.zeros, "vocab"))(x_BxLxD)
+        return logits_BxLxV.astype(jnp.float32)  # The loss and its softmax in float32.
 
 
 class TransformerClassifier(nn.Module):
@@ -139,6 +197,9 @@ class TransformerClassifier(nn.Module):
     dropout: float = 0.1
     causal: bool = False
     pool: str = "mean"
+    dtype: str = "float32"
+    param_dtype: str = "float32"
+    remat: str = "none"
 
     @nn.compact
     def __call__(self, tokens_BxL: jax.Array, *, mask: jax.Array | None = None,
@@ -148,7 +209,8 @@ class TransformerClassifier(nn.Module):
                             "with --config.model.pool")
         mask_BxL = _real_tokens(tokens_BxL, mask)
         x_BxLxD = Trunk(self.vocab_size, self.max_len, self.hidden, self.depth, self.heads,
-                        self.mlp_dim, self.dropout, self.causal, name="trunk")(
+                        self.mlp_dim, self.dropout, self.causal, dtype=self.dtype,
+                        param_dtype=self.param_dtype, remat=self.remat, name="trunk")(
             tokens_BxL, mask_BxL, train=train)
         if self.pool == "mean":
             weights_BxL = mask_BxL.astype(x_BxLxD.dtype)
@@ -158,4 +220,6 @@ class TransformerClassifier(nn.Module):
             length = mask_BxL.shape[1]
             last_B = length - 1 - jnp.argmax(mask_BxL[:, ::-1], axis=1)
             x_BxD = jnp.take_along_axis(x_BxLxD, last_B[:, None, None], axis=1)[:, 0]
-        return nn.Dense(self.num_classes, name="classifier_head")(x_BxD)
+        logits_BxK = nn.Dense(self.num_classes, name="classifier_head", dtype=self.dtype,
+                              param_dtype=self.param_dtype)(x_BxD)
+        return logits_BxK.astype(jnp.float32)

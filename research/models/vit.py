@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from research.errors import UserError
-from research.models.transformer import EMBED_INIT, Block
+from research.models.transformer import EMBED_INIT, block_class, check_precision
 
 POOLS = ("cls", "mean")
 
@@ -25,14 +25,20 @@ class ViT(nn.Module):
     mlp_dim: int = 128
     dropout: float = 0.0
     pool: str = "cls"  # "cls": a learned [CLS] token's output; "mean": the mean over patches.
+    dtype: str = "float32"  # Compute type; parameters stay float32 unless param_dtype says.
+    param_dtype: str = "float32"
+    remat: str = "none"  # none | block | full (research/models/transformer.py)
 
     @nn.compact
     def __call__(self, x_BxHxWxC: jax.Array, *, train: bool) -> jax.Array:
         if self.pool not in POOLS:
             raise UserError(f"unknown pool {self.pool!r}; choose one of {list(POOLS)} "
                             "with --config.model.pool")
+        check_precision(self.dtype, self.param_dtype, self.remat)
+        types = {"dtype": self.dtype, "param_dtype": self.param_dtype}
         patch = (self.patch_size, self.patch_size)
-        x = nn.Conv(self.hidden, patch, strides=patch, padding="VALID", name="patch_embed")(x_BxHxWxC)
+        x = nn.Conv(self.hidden, patch, strides=patch, padding="VALID", name="patch_embed",
+                    **types)(x_BxHxWxC)
         batch, rows, cols, hidden = x.shape
         x_BxNxD = x.reshape(batch, rows * cols, hidden)
         if self.pool == "cls":
@@ -40,8 +46,11 @@ class ViT(nn.Module):
             x_BxNxD = jnp.concatenate([jnp.broadcast_to(cls_1x1xD, (batch, 1, hidden)), x_BxNxD], axis=1)
         x_BxNxD += self.param("position_embed", EMBED_INIT, x_BxNxD.shape[1:])[None]
         x_BxNxD = nn.Dropout(self.dropout, deterministic=not train)(x_BxNxD)
+        block = block_class(self.remat)
         for i in range(self.depth):
-            x_BxNxD = Block(self.heads, self.mlp_dim, self.dropout, name=f"block_{i}")(x_BxNxD, train=train)
-        x_BxNxD = nn.LayerNorm(name="final_norm")(x_BxNxD)
+            x_BxNxD = block(self.heads, self.mlp_dim, self.dropout, name=f"block_{i}", **types)(
+                x_BxNxD, None, train)
+        x_BxNxD = nn.LayerNorm(name="final_norm", **types)(x_BxNxD)
         x_BxD = x_BxNxD[:, 0] if self.pool == "cls" else x_BxNxD.mean(axis=1)
-        return nn.Dense(self.num_classes, name="classifier_head")(x_BxD)
+        logits_BxK = nn.Dense(self.num_classes, name="classifier_head", **types)(x_BxD)
+        return logits_BxK.astype(jnp.float32)

@@ -1,24 +1,80 @@
-"""Device mesh and shardings: batches split over the `data` axis, parameters replicated."""
+"""The device mesh and how arrays lie on it.
 
+The mesh has three named axes: `data` and `fsdp` split every batch; `fsdp` also splits each
+parameter and its optimizer moments along one dimension; `tensor` splits the Transformer
+families' attention heads and MLP units (Megatron-style). Which parameter dimension goes where
+is data, not code: modules name their parameters' axes with Flax logical names
+(`nn.with_logical_partitioning`), `LOGICAL_RULES` maps those names to mesh axes, and FSDP adds
+the largest remaining dimension divisible by the `fsdp` size (small parameters stay whole).
+"""
+
+import math
+
+import flax.linen as nn
 import jax
 import numpy as np
+from jax.experimental import mesh_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from research.errors import UserError
 from research.platform import xla_flags
 
-DATA_AXIS = "data"
+MESH_AXES = ("data", "fsdp", "tensor")
+BATCH_AXES = ("data", "fsdp")  # Examples are split over both.
+
+# Logical axis names used by the models -> mesh axes (None: not split). One table for every
+# model; a parameter whose axes have no names is split by the FSDP rule only.
+LOGICAL_RULES = (
+    ("embed", None),  # The residual stream's width.
+    ("heads", "tensor"),  # Attention heads: each tensor-parallel device computes some heads.
+    ("kv", None),  # Width of one head.
+    ("mlp", "tensor"),  # MLP hidden units: the first matmul splits them, the second reduces.
+    ("vocab", "tensor"),  # Embedding rows and output logits.
+)
 
 
-def make_mesh(num_devices: int = 0) -> Mesh:
-    """A 1-D `data` mesh over the first `num_devices` devices (0: all of them)."""
+def mesh_shape(mesh_config, device_count: int) -> dict[str, int]:
+    """The sizes of `data`, `fsdp` and `tensor` for `device_count` devices: -1 on one axis takes
+    what the others leave."""
+    sizes = {axis: int(mesh_config[axis]) for axis in MESH_AXES}
+    given = f"mesh.data={sizes['data']}, mesh.fsdp={sizes['fsdp']}, mesh.tensor={sizes['tensor']}"
+    fill = [axis for axis, size in sizes.items() if size == -1]
+    if len(fill) > 1 or any(size == 0 or size < -1 for size in sizes.values()):
+        raise UserError(f"{given}: each must be a positive size, and at most one -1 (the devices "
+                        "the others leave)")
+    known = math.prod(size for size in sizes.values() if size != -1)
+    if fill:
+        if device_count % known:
+            raise UserError(f"{given}: {device_count} devices do not divide into {known}s; choose sizes "
+                            f"whose product divides {device_count}")
+        sizes[fill[0]] = device_count // known
+    if math.prod(sizes.values()) != device_count:
+        raise UserError(f"{given}: the mesh needs {math.prod(sizes.values())} devices but this run has "
+                        f"{device_count}; make the product {device_count}, or set one size to -1")
+    return sizes
+
+
+def make_mesh(mesh_config) -> Mesh:
+    """The (data, fsdp, tensor) mesh over the first `mesh.num_devices` devices (0: all)."""
     devices = jax.devices()
     xla_flags.check_devices(devices)
-    if num_devices:
-        if num_devices > len(devices):
-            raise UserError(f"mesh.num_devices={num_devices} but only {len(devices)} devices exist")
-        devices = devices[:num_devices]
-    return Mesh(np.asarray(devices), (DATA_AXIS,))
+    if mesh_config.num_devices:
+        if mesh_config.num_devices > len(devices):
+            raise UserError(f"mesh.num_devices={mesh_config.num_devices} but only {len(devices)} "
+                            "devices exist")
+        devices = devices[:mesh_config.num_devices]
+    sizes = mesh_shape(mesh_config, len(devices))
+    shape = tuple(sizes[axis] for axis in MESH_AXES)
+    try:  # Places neighbouring axes on neighbouring chips where the topology is known (TPU).
+        grid = mesh_utils.create_device_mesh(shape, devices)
+    except (ValueError, NotImplementedError, AssertionError):
+        grid = np.asarray(devices).reshape(shape)
+    return Mesh(grid, MESH_AXES)
+
+
+def describe(mesh: Mesh) -> dict:
+    return {"shape": dict(mesh.shape), "devices": mesh.size,
+            "logical_rules": [list(rule) for rule in LOGICAL_RULES]}
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
@@ -26,23 +82,86 @@ def replicated(mesh: Mesh) -> NamedSharding:
 
 
 def batch_sharded(mesh: Mesh, leading_axes: int = 0) -> NamedSharding:
-    """Examples split over `data`; `leading_axes` unsplit axes before the example axis
-    (stacked runs of a vectorized sweep have one)."""
-    return NamedSharding(mesh, PartitionSpec(*[None] * leading_axes, DATA_AXIS))
+    """Examples split over `data` and `fsdp`; `leading_axes` unsplit axes before the example
+    axis (stacked runs of a vectorized sweep, stacked steps of a multi-step call)."""
+    return NamedSharding(mesh, PartitionSpec(*[None] * leading_axes, BATCH_AXES))
+
+
+def batch_ways(mesh: Mesh) -> int:
+    return math.prod(mesh.shape[axis] for axis in BATCH_AXES)
 
 
 def check_batch_size(batch_size: int, mesh: Mesh, what: str) -> None:
-    if batch_size % mesh.size:
+    ways = batch_ways(mesh)
+    if batch_size % ways:
         raise UserError(
-            f"{what}={batch_size} is not divisible by the {mesh.size} devices of the mesh; "
-            f"use a multiple of {mesh.size}")
+            f"{what}={batch_size} is not divisible by the {ways} ways a batch is split (mesh data x "
+            f"fsdp); use a multiple of {ways}")
 
 
 def put_batch(batch: dict[str, np.ndarray], mesh: Mesh, leading_axes: int = 0) -> dict[str, jax.Array]:
-    """Host batch (this process's rows) to a global array sharded over `data`."""
+    """Host batch (this process's rows) to a global array split over `data` and `fsdp`."""
     sharding = batch_sharded(mesh, leading_axes)
     if jax.process_count() == 1:
         # The process holds the whole batch: one batched transfer, about half the per-step
         # host time of assembling global arrays from process-local pieces.
         return jax.device_put(batch, sharding)
     return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
+
+
+def param_spec(shape: tuple[int, ...], logical: PartitionSpec, mesh: Mesh) -> PartitionSpec:
+    """Where one parameter lies: its logical axis names through LOGICAL_RULES (a mesh axis of
+    size 1, or one that does not divide the dimension, leaves it whole), then FSDP over the
+    largest dimension still whole that `fsdp` divides."""
+    names = tuple(logical) + (None,) * (len(shape) - len(logical))
+    axes = list(nn.logical_to_mesh_axes(names, LOGICAL_RULES)) if any(names) else [None] * len(shape)
+    axes = [axis if axis is not None and mesh.shape[axis] > 1 and size % mesh.shape[axis] == 0 else None
+            for axis, size in zip(axes, shape, strict=True)]
+    fsdp = mesh.shape["fsdp"]
+    if fsdp > 1:
+        whole = [d for d, axis in enumerate(axes) if axis is None and shape[d] % fsdp == 0]
+        if whole:
+            axes[max(whole, key=lambda d: (shape[d], -d))] = "fsdp"
+    return PartitionSpec(*axes)
+
+
+def state_shardings(abstract_state, logical_params, mesh: Mesh):
+    """NamedShardings for a train state (shapes only): each parameter by `param_spec`, each
+    optimizer-state array shaped like a parameter (Adam's moments, say) like that parameter,
+    found by its path ending in the parameter's path; everything else replicated."""
+    param_paths = {}
+    specs = jax.tree_util.tree_map_with_path(
+        lambda path, leaf, logical: param_spec(leaf.shape, logical, mesh),
+        abstract_state.params, logical_params, is_leaf=lambda x: isinstance(x, PartitionSpec))
+    for path, spec in jax.tree_util.tree_flatten_with_path(
+            specs, is_leaf=lambda x: isinstance(x, PartitionSpec))[0]:
+        param_paths[tuple(path)] = spec
+    shapes = {tuple(path): leaf.shape
+              for path, leaf in jax.tree_util.tree_flatten_with_path(abstract_state.params)[0]}
+
+    def like_a_param(path, leaf):
+        path = tuple(path)
+        for start in range(len(path)):
+            suffix = path[start:]
+            if suffix in param_paths and shapes[suffix] == leaf.shape:
+                return NamedSharding(mesh, param_paths[suffix])
+        return replicated(mesh)
+
+    return abstract_state.replace(
+        step=replicated(mesh),
+        params=jax.tree.map(lambda spec: NamedSharding(mesh, spec), specs,
+                            is_leaf=lambda x: isinstance(x, PartitionSpec)),
+        opt_state=jax.tree_util.tree_map_with_path(like_a_param, abstract_state.opt_state),
+        model_state=jax.tree.map(lambda _: replicated(mesh), abstract_state.model_state))
+
+
+def per_device_bytes(tree) -> int:
+    """Bytes of `tree`'s arrays held on the most loaded device (from their addressable shards,
+    or their shardings for abstract arrays)."""
+    totals = {}
+    for leaf in jax.tree.leaves(tree):
+        itemsize = np.dtype(leaf.dtype).itemsize
+        for device, index in leaf.sharding.devices_indices_map(leaf.shape).items():
+            shard = math.prod(len(range(*s.indices(n))) for s, n in zip(index, leaf.shape, strict=True))
+            totals[device] = totals.get(device, 0) + shard * itemsize
+    return max(totals.values(), default=0)

@@ -81,7 +81,8 @@ def train_group(runs, base_config, sweep_dir: str, status, stop, progress) -> No
 
     def train_one(numbers, seed, state, batch):
         tx, schedule = optim.make_optimizer(static_opt, experiment.total_steps, numbers)
-        return steps.make_train_step(experiment.model, tx, schedule, seed, experiment.task)(state, batch)
+        return steps.make_train_step(experiment.model, tx, schedule, seed, experiment.task,
+                                     experiment.grad_accum_steps)(state, batch)
 
     def group_train_step(state, batch):
         return jax.vmap(train_one)(numbers, seeds, state, batch)

@@ -7,6 +7,7 @@ import dataclasses
 import math
 from collections.abc import Callable
 
+import flax.linen as nn
 import jax
 import numpy as np
 import optax
@@ -14,6 +15,7 @@ import optax
 from research import models, optim, tasks, validation
 from research.data import augment, sources, text, tokenizer
 from research.errors import UserError
+from research.models import model_inputs
 from research.parallel import sharding
 from research.train import steps
 from research.train.state import TrainState, init_state
@@ -34,13 +36,19 @@ class Experiment:
     tokenizer_file: str | None  # Text datasets: the tokenizer the run reads text with.
     steps_per_epoch: int
     total_steps: int
+    grad_accum_steps: int = 1
 
 
 def build(config, workdir: str | None = None) -> Experiment:
     """What `config` builds; `workdir`, when given, is the run's (its tokenizer is used)."""
     validation.validate(config)
-    mesh = sharding.make_mesh(config.mesh.num_devices)
+    mesh = sharding.make_mesh(config.mesh)
     sharding.check_batch_size(config.data.batch_size, mesh, "data.batch_size")
+    accum, ways = config.train.grad_accum_steps, sharding.batch_ways(mesh)
+    if config.data.batch_size % (accum * ways):
+        raise UserError(f"data.batch_size={config.data.batch_size} does not split into "
+                        f"train.grad_accum_steps={accum} microbatches of a multiple of {ways} (the mesh's "
+                        f"data x fsdp); use a batch size that is a multiple of {accum * ways}")
     sharding.check_batch_size(config.eval.batch_size, mesh, "eval.batch_size")
     train_data = sources.load_split(config.data, "train")
     eval_data = sources.load_split(config.data, config.eval.split)
@@ -67,14 +75,24 @@ def build(config, workdir: str | None = None) -> Experiment:
         model=models.build(config.model, train_data.num_classes, vocab_size=vocab_size),
         task=tasks.for_model(config.model.name, train_data.num_classes), tx=tx, schedule=schedule,
         train_data=train_data, eval_data=eval_data, mesh=mesh, augment=augment_batch,
-        tokenizer_file=tokenizer_file,
-        steps_per_epoch=steps_per_epoch, total_steps=total_steps)
+        tokenizer_file=tokenizer_file, steps_per_epoch=steps_per_epoch, total_steps=total_steps,
+        grad_accum_steps=config.train.grad_accum_steps)
 
 
 def initial_state(experiment: Experiment, seed: int) -> TrainState:
-    """The state at step 0, made on device and replicated over the mesh."""
-    init = lambda: init_state(experiment.model, experiment.tx, example_batch(experiment), seed)  # noqa: E731
-    return jax.jit(init, out_shardings=sharding.replicated(experiment.mesh))()
+    """The state at step 0, made on the devices directly in its layout (sharding.state_shardings):
+    no device or host ever holds the whole model."""
+    example = example_batch(experiment)
+    init = lambda: init_state(experiment.model, experiment.tx, example, seed)  # noqa: E731
+    return jax.jit(init, out_shardings=state_shardings(experiment, example, init))()
+
+
+def state_shardings(experiment: Experiment, example: dict, init) -> TrainState:
+    """Where each array of the state `init()` makes lies on the experiment's mesh."""
+    x, inputs = model_inputs(example)
+    boxed = jax.eval_shape(lambda: experiment.model.init(jax.random.key(0), x, **inputs, train=False))
+    logical = nn.get_partition_spec(boxed["params"])  # The models' logical axis names.
+    return sharding.state_shardings(jax.eval_shape(init), logical, experiment.mesh)
 
 
 def example_batch(experiment: Experiment) -> dict[str, np.ndarray]:
@@ -97,7 +115,8 @@ class Steps:
 def jit_steps(experiment: Experiment, seed: int, state: TrainState, steps_per_call: int = 1) -> Steps:
     """The steps of one run, each compiled once for this mesh and the state's layout."""
     train_step = steps.make_train_step(
-        experiment.model, experiment.tx, experiment.schedule, seed, experiment.task)
+        experiment.model, experiment.tx, experiment.schedule, seed, experiment.task,
+        experiment.grad_accum_steps)
     eval_step = steps.make_eval_step(experiment.model, experiment.task)
     return jit_group_steps(experiment.mesh, state, train_step, eval_step, steps_per_call)
 

@@ -28,7 +28,9 @@ def init_state(model: nn.Module, tx: optax.GradientTransformation, example_batch
     """Initial state from `key(seed)`; pure, so it can be jitted or shape-evaluated.
     `example_batch` gives the inputs' shapes and dtypes (one row is enough)."""
     x, inputs = model_inputs(example_batch)
-    variables = model.init(jax.random.key(seed), x, **inputs, train=False)
+    # Unboxed: the logical axis names some modules give their parameters only place them
+    # (research/parallel/sharding.py); the state holds plain arrays.
+    variables = nn.meta.unbox(model.init(jax.random.key(seed), x, **inputs, train=False))
     params = variables.pop("params")
     return TrainState(
         step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),

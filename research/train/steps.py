@@ -4,6 +4,7 @@ from collections.abc import Callable
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import optax
 
 from research import metrics
@@ -12,26 +13,54 @@ from research.train.state import TrainState
 
 
 def make_train_step(model: nn.Module, tx: optax.GradientTransformation, schedule: optax.Schedule,
-                    seed: int, task) -> Callable:
-    def train_step(state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainState, dict]:
-        # Randomness is a function of (seed, step): nothing random is carried between steps.
-        dropout_key = jax.random.fold_in(jax.random.key(seed), state.step)
+                    seed: int, task, grad_accum_steps: int = 1) -> Callable:
+    """`train_step(state, batch) -> (state, metrics)`. With `grad_accum_steps` k, the batch is k
+    microbatches (rows k apart, so each device keeps its own rows), their gradients summed in a
+    scan weighted by each one's share of the batch's examples or tokens, then one update: the
+    update of the whole batch, in a k-th of the activation memory."""
+
+    def gradients(params, model_state, batch, dropout_key):
         x, inputs = model_inputs(batch)
 
         def loss_fn(params):
-            logits, model_state = model.apply(
-                {"params": params, **state.model_state}, x, **inputs, train=True,
-                rngs={"dropout": dropout_key}, mutable=list(state.model_state))
+            logits, new_model_state = model.apply(
+                {"params": params, **model_state}, x, **inputs, train=True,
+                rngs={"dropout": dropout_key}, mutable=list(model_state))
             loss, task_metrics = task.loss_and_metrics(logits, batch)
-            return loss, (task_metrics, model_state)
+            return loss, (task_metrics, new_model_state)
 
-        (loss, (task_metrics, model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        (loss, (task_metrics, new_model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        return grads, {"loss": loss, **task_metrics}, new_model_state
+
+    def accumulated(params, model_state, batch, dropout_key):
+        k = grad_accum_steps  # [B, ...] -> [k, B / k, ...]; microbatch i holds rows i, i + k, ...
+        micro = jax.tree.map(lambda x: x.reshape(x.shape[0] // k, k, *x.shape[1:]).swapaxes(0, 1), batch)
+        weights_K = jax.vmap(task.weight)(micro)
+        weights_K = weights_K / weights_K.sum()
+
+        def add(carry, inputs):
+            grad_sum, model_state = carry
+            index, weight, microbatch = inputs
+            grads, micro_metrics, model_state = gradients(
+                params, model_state, microbatch, jax.random.fold_in(dropout_key, index))
+            grad_sum = jax.tree.map(lambda total, g: total + weight * g, grad_sum, grads)
+            return (grad_sum, model_state), jax.tree.map(lambda m: weight * m, micro_metrics)
+
+        zeros = jax.tree.map(jnp.zeros_like, params)
+        (grads, model_state), weighted_K = jax.lax.scan(
+            add, (zeros, model_state), (jnp.arange(grad_accum_steps), weights_K, micro))
+        return grads, jax.tree.map(lambda m: m.sum(0), weighted_K), model_state
+
+    def train_step(state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainState, dict]:
+        # Randomness is a function of (seed, step): nothing random is carried between steps.
+        dropout_key = jax.random.fold_in(jax.random.key(seed), state.step)
+        grads_of = gradients if grad_accum_steps == 1 else accumulated
+        grads, task_metrics, model_state = grads_of(state.params, state.model_state, batch, dropout_key)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         new_state = state.replace(
             step=state.step + 1, params=optax.apply_updates(state.params, updates),
             opt_state=opt_state, model_state=model_state)
-        step_metrics = {"loss": loss, **task_metrics,
-                        **metrics.optimizer_metrics(grads, schedule(state.step))}
+        step_metrics = {**task_metrics, **metrics.optimizer_metrics(grads, schedule(state.step))}
         return new_state, step_metrics
 
     return train_step

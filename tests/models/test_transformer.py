@@ -1,3 +1,4 @@
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -65,7 +66,7 @@ def test_classifier_shares_the_lm_trunk_and_only_the_head_differs():
 
     def shapes(model):
         init = lambda: model.init(jax.random.key(0), tokens, mask=mask, train=False)  # noqa: E731
-        params = jax.eval_shape(init)["params"]
+        params = nn.unbox(jax.eval_shape(init))["params"]
         return {path: leaf.shape for path, leaf in traverse_util.flatten_dict(params, sep="/").items()}
 
     lm, classifier = shapes(build("lm")), shapes(build("transformer", causal=True))
@@ -81,7 +82,7 @@ def test_classifier_shares_the_lm_trunk_and_only_the_head_differs():
 def test_default_sizes():
     model = models.build(ml_collections.ConfigDict({"name": "lm"}), num_classes=0, vocab_size=100)
     tokens = jnp.ones((1, 512), jnp.int32)
-    params = jax.eval_shape(lambda: model.init(jax.random.key(0), tokens, train=False))["params"]
+    params = nn.unbox(jax.eval_shape(lambda: model.init(jax.random.key(0), tokens, train=False)))["params"]
     assert params["trunk"]["position_embed"]["embedding"].shape == (512, 128)
     assert params["trunk"]["block_1"]["mlp_in"]["kernel"].shape == (128, 512)
     assert params["trunk"]["block_0"]["attention"]["query"]["kernel"].shape == (128, 4, 32)

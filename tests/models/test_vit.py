@@ -1,3 +1,4 @@
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -11,7 +12,7 @@ from research.errors import UserError
 def test_default_sizes():
     model = models.build(ml_collections.ConfigDict({"name": "vit"}), num_classes=10)
     x = jnp.ones((1, 28, 28, 1))
-    params = jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))["params"]
+    params = nn.unbox(jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False)))["params"]
     assert params["patch_embed"]["kernel"].shape == (4, 4, 1, 64)
     assert params["position_embed"].shape == (1 + 7 * 7, 64)  # [CLS] and 49 patches.
     assert sorted(k for k in params if k.startswith("block_")) == ["block_0", "block_1", "block_2", "block_3"]

@@ -1,8 +1,37 @@
+"""Layouts on the (data, fsdp, tensor) mesh: every layout trains the same numbers, parameters lie
+where the rules say, FSDP divides the bytes a device holds, and a run moves between layouts."""
+
+import json
+
 import jax
 import numpy as np
+import pytest
+from jax.sharding import PartitionSpec as P
 
+from research.parallel import sharding
 from research.sweeps.reproduce import final_params
-from research.train import loop
+from research.train import experiment as experiment_lib
+from research.train import loop, metric_writer
+from tests.conftest import StopAfterCalls
+from tests.test_families import tiny_config
+
+LAYOUTS = {
+    "one device": {"num_devices": 1},
+    "data=4": {"data": 4},
+    "fsdp=4": {"data": 1, "fsdp": 4},
+    "fsdp=2,tensor=2": {"data": 1, "fsdp": 2, "tensor": 2},
+    "data=2,tensor=2": {"data": 2, "tensor": 2},
+}
+
+
+def on_layout(config, layout: dict):
+    config.mesh.update(num_devices=0, data=-1, fsdp=1, tensor=1)
+    config.mesh.update(**layout)
+    return config
+
+
+def train_losses(workdir) -> list[float]:
+    return [row["train/loss"] for row in metric_writer.read_metrics(workdir) if "train/loss" in row]
 
 
 def test_one_and_four_devices_train_the_same(digits_config, tmp_path):
@@ -19,3 +48,70 @@ def test_one_and_four_devices_train_the_same(digits_config, tmp_path):
     for a, b in zip(jax.tree.leaves(params[1]), jax.tree.leaves(params[4]), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
+
+@pytest.mark.parametrize("family", ["mlp", "lm"])
+def test_every_layout_trains_the_same_losses(family, tfds_dir, tmp_path):
+    losses = {}
+    for name, layout in LAYOUTS.items():
+        config = on_layout(tiny_config(family, tfds_dir), layout)
+        config.train.update(steps=8, log_every=1, eval_every=8, checkpoint_every=8)
+        workdir = str(tmp_path / name.replace(",", "_"))
+        loop.train_and_evaluate(config, workdir)
+        losses[name] = train_losses(workdir)
+    for name, curve in losses.items():
+        np.testing.assert_allclose(curve, losses["one device"], rtol=2e-5, err_msg=name)
+
+
+def lm_state(tfds_dir, layout: dict):
+    experiment = experiment_lib.build(on_layout(tiny_config("lm", tfds_dir), layout))
+    return experiment_lib.initial_state(experiment, seed=0)
+
+
+def test_parameters_and_their_moments_lie_where_the_rules_say(tfds_dir):
+    state = lm_state(tfds_dir, LAYOUTS["fsdp=2,tensor=2"])
+    block = state.params["trunk"]["block_0"]
+    specs = {  # Tensor over heads, MLP units and vocab; FSDP over the largest other dimension.
+        "mlp_in": (block["mlp_in"]["kernel"], P("fsdp", "tensor")),  # [embed 16, mlp 32]
+        "mlp_out": (block["mlp_out"]["kernel"], P("tensor", "fsdp")),  # [mlp 32, embed 16]
+        "query": (block["attention"]["query"]["kernel"], P("fsdp", "tensor", None)),  # [16, heads 2, 8]
+        "out": (block["attention"]["out"]["kernel"], P("tensor", None, "fsdp")),  # [heads 2, 8, 16]
+        "token_embed": (state.params["trunk"]["token_embed"]["embedding"], P("tensor", "fsdp")),
+        "lm_head": (state.params["lm_head"]["kernel"], P("fsdp", "tensor")),  # [16, vocab 400]
+        "norm": (block["mlp_norm"]["scale"], P("fsdp")),  # No names: FSDP only.
+        "position_embed": (state.params["trunk"]["position_embed"]["embedding"], P("fsdp", None)),
+    }
+    for name, (array, spec) in specs.items():
+        assert array.sharding.spec == spec, name
+    adam = next(s for s in jax.tree.leaves(state.opt_state, is_leaf=lambda x: hasattr(x, "mu"))
+                if hasattr(s, "mu"))
+    assert adam.mu["trunk"]["block_0"]["mlp_in"]["kernel"].sharding.spec == P("fsdp", "tensor")
+    assert adam.nu["lm_head"]["kernel"].sharding.spec == P("fsdp", "tensor")
+    assert adam.count.sharding.spec == P()
+
+
+def test_fsdp_over_four_devices_holds_a_quarter_of_the_bytes(tfds_dir):
+    state = lm_state(tfds_dir, LAYOUTS["fsdp=4"])
+    total = sum(leaf.nbytes for leaf in jax.tree.leaves(state.params))
+    assert sharding.per_device_bytes(state.params) == total / 4
+    moments = sum(leaf.nbytes for leaf in jax.tree.leaves(state.opt_state) if leaf.ndim)
+    assert sharding.per_device_bytes(state.opt_state) <= moments / 4 + 16  # Adam's count is whole.
+    for leaf in jax.tree.leaves(state.params):  # Each device holds its own quarter.
+        assert {shard.data.size for shard in leaf.addressable_shards} == {leaf.size // 4}
+
+
+def test_a_run_moves_from_four_devices_to_two_to_one(digits_config, tmp_path, monkeypatch):
+    digits_config.train.update(steps=40, log_every=5, eval_every=20, checkpoint_every=10)
+    reference = str(tmp_path / "reference")
+    loop.train_and_evaluate(on_layout(digits_config, LAYOUTS["fsdp=4"]), reference)
+
+    moved = str(tmp_path / "moved")
+    for layout, calls in (({"data": 1, "fsdp": 4}, 15), ({"num_devices": 2, "data": 2}, 10)):
+        with monkeypatch.context() as patch:
+            patch.setattr(loop, "StopRequest", lambda calls=calls: StopAfterCalls(calls))
+            loop.train_and_evaluate(on_layout(digits_config, layout), moved)
+    results = loop.train_and_evaluate(on_layout(digits_config, LAYOUTS["one device"]), moved)
+
+    sessions = [s["start_step"] for s in json.load(open(f"{moved}/manifest.json"))["sessions"]]
+    assert sessions == [0, 15, 25]
+    np.testing.assert_allclose(train_losses(moved), train_losses(reference), rtol=1e-5)
+    assert results["step"] == 40

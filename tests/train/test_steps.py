@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from research.data import pipeline
+from research.errors import UserError
 from research.parallel import sharding
 from research.train import experiment
 
@@ -58,3 +59,44 @@ def test_eval_step_ignores_padded_rows(built):
     assert int(clean["confusion"].sum()) == n
     np.testing.assert_array_equal(clean["confusion"], dirty["confusion"])
     np.testing.assert_allclose(clean["loss_sum"], dirty["loss_sum"], rtol=1e-6)
+
+
+def one_update(config, grad_accum_steps: int, batch_rows: dict | None = None):
+    """The params after one step from the initial state, with `grad_accum_steps` microbatches;
+    and the batch it used."""
+    config.train.grad_accum_steps = grad_accum_steps
+    exp = experiment.build(config)
+    state = experiment.initial_state(exp, config.seed)
+    steps = experiment.jit_steps(exp, config.seed, state)
+    rows = batch_rows or next(pipeline.train_batches(exp.train_data.arrays, batch_size=32, seed=0))
+    new_state, step_metrics = steps.train(state, sharding.put_batch(rows, exp.mesh))
+    return jax.device_get(new_state.params), jax.device_get(step_metrics), rows
+
+
+@pytest.mark.parametrize("family", ["mlp", "lm"])
+def test_accumulating_four_microbatches_gives_the_batchs_update(family, tfds_dir):
+    """Batch 32 in 4 microbatches of 8: the same update and metrics as batch 32 at once (the LM
+    weights each microbatch by its tokens), within float32 rounding."""
+    from tests.test_families import tiny_config
+
+    config = tiny_config(family, tfds_dir)
+    config.data.batch_size = 32
+    config.model.dropout = 0.0  # Microbatches draw their own dropout masks.
+    config.opt.update(name="sgd", lr=0.1)
+    whole, whole_metrics, rows = one_update(config, 1)
+    if family == "lm":  # Padding in one microbatch only, so that token weighting matters.
+        rows = dict(rows)
+        rows["token_mask"] = rows["token_mask"].copy()
+        rows["token_mask"][::4, 20:] = False
+        whole, whole_metrics, _ = one_update(config, 1, rows)
+    accumulated, accumulated_metrics, _ = one_update(config, 4, rows)
+    for a, b in zip(jax.tree.leaves(whole), jax.tree.leaves(accumulated), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    for name in ("loss", "accuracy", "grad_norm"):
+        np.testing.assert_allclose(whole_metrics[name], accumulated_metrics[name], rtol=1e-5, err_msg=name)
+
+
+def test_a_batch_that_does_not_split_into_microbatches_is_refused(digits_config):
+    digits_config.train.grad_accum_steps = 3
+    with pytest.raises(UserError, match="does not split into train.grad_accum_steps=3 microbatches"):
+        experiment.build(digits_config)
