@@ -77,7 +77,10 @@ def train(config, experiment: Experiment, group: Group, state, steps: Steps, bat
 def _train(config, experiment: Experiment, group: Group, state, steps: Steps, batches, stop, *,
            allow_config_change: bool) -> tuple[list[dict], object]:
     wall_start = time.time()
-    sessions = [{"started": workdir_lib.now(), "argv": list(sys.argv), "status": "running",
+    layout = {**sharding.describe(experiment.mesh), "per_device_bytes": {
+        "params": sharding.per_device_bytes(state.params),
+        "opt_state": sharding.per_device_bytes(state.opt_state)}}
+    sessions = [{"started": workdir_lib.now(), "argv": list(sys.argv), "status": "running", "mesh": layout,
                  **({"vectorized_with": len(group.workdirs)} if group.stacked else {})}
                 for _ in group.workdirs]
     state, progress, checkpoints = start_or_resume(config, experiment, group, state, batches,

@@ -117,3 +117,46 @@ def test_attention_matches_flax_with_dropout(monkeypatch):
     np.testing.assert_allclose(ours, flax, rtol=1e-5, atol=1e-6)
     g = jax.random.normal(jax.random.key(3), ours.shape)
     np.testing.assert_allclose(ours_vjp(g)[0], flax_vjp(g)[0], rtol=1e-5, atol=1e-6)
+
+
+def lm_gradient(model, params, tokens, mask):
+    def loss(params):
+        logits = model.apply({"params": params}, tokens, mask=mask, train=False)
+        return jnp.mean(jax.nn.logsumexp(logits, -1) - logits[..., 0])
+    return jax.grad(loss)
+
+
+def test_remat_recomputes_the_same_gradients_in_less_memory():
+    tokens = jax.random.randint(jax.random.key(0), (4, 64), 1, VOCAB)
+    mask = jnp.ones(tokens.shape, bool)
+    sizes = {"max_len": 64, "hidden": 32, "depth": 4, "heads": 2, "mlp_dim": 128, "dropout": 0.0}
+    params = nn.unbox(build("lm", **sizes).init(jax.random.key(1), tokens, mask=mask, train=False))["params"]
+    grads, temp_bytes = {}, {}
+    for remat in ("none", "block", "full"):
+        gradient = jax.jit(lm_gradient(build("lm", **sizes, remat=remat), params, tokens, mask))
+        grads[remat] = gradient(params)
+        temp_bytes[remat] = gradient.lower(params).compile().memory_analysis().temp_size_in_bytes
+    for remat in ("block", "full"):
+        for a, b in zip(jax.tree.leaves(grads["none"]), jax.tree.leaves(grads[remat]), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    assert temp_bytes["full"] < temp_bytes["none"], temp_bytes
+
+
+def test_bfloat16_computes_in_bfloat16_and_keeps_float32_parameters_and_logits():
+    tokens, mask = tokens_and_mask()
+    model = build("lm", dropout=0.0)
+    params = nn.unbox(model.init(jax.random.key(1), tokens, mask=mask, train=False))["params"]
+    full = model.apply({"params": params}, tokens, mask=mask, train=False)
+    half_model = build("lm", dropout=0.0, dtype="bfloat16")
+    half, intermediates = half_model.apply({"params": params}, tokens, mask=mask, train=False,
+                                           capture_intermediates=True)
+    assert half.dtype == jnp.float32  # The loss's softmax reads float32 logits.
+    mlp_out = intermediates["intermediates"]["trunk"]["block_0"]["mlp_in"]["__call__"][0]
+    assert mlp_out.dtype == jnp.bfloat16
+    np.testing.assert_allclose(half, full, atol=0.05)
+    assert not np.array_equal(half, full)
+    bf16_params = nn.unbox(build("lm", param_dtype="bfloat16").init(
+        jax.random.key(1), tokens, mask=mask, train=False))["params"]
+    assert {leaf.dtype for leaf in jax.tree.leaves(bf16_params)} == {jnp.dtype("bfloat16")}
+    with pytest.raises(UserError, match="model.dtype='float16'"):
+        build("lm", dtype="float16").init(jax.random.key(1), tokens, mask=mask, train=False)

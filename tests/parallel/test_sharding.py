@@ -111,7 +111,11 @@ def test_a_run_moves_from_four_devices_to_two_to_one(digits_config, tmp_path, mo
             loop.train_and_evaluate(on_layout(digits_config, layout), moved)
     results = loop.train_and_evaluate(on_layout(digits_config, LAYOUTS["one device"]), moved)
 
-    sessions = [s["start_step"] for s in json.load(open(f"{moved}/manifest.json"))["sessions"]]
-    assert sessions == [0, 15, 25]
+    sessions = json.load(open(f"{moved}/manifest.json"))["sessions"]
+    assert [s["start_step"] for s in sessions] == [0, 15, 25]
+    assert [tuple(s["mesh"]["shape"].values()) for s in sessions] == [(1, 4, 1), (2, 1, 1), (1, 1, 1)]
+    assert sessions[0]["mesh"]["logical_rules"][1] == ["heads", "tensor"]
+    params_bytes = [s["mesh"]["per_device_bytes"]["params"] for s in sessions]
+    assert params_bytes[0] < params_bytes[2] / 3
     np.testing.assert_allclose(train_losses(moved), train_losses(reference), rtol=1e-5)
     assert results["step"] == 40
