@@ -159,25 +159,37 @@ def process_training(workdir) -> int | None:
     return None
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the run's process in /proc")
-def test_a_run_killed_by_a_signal_is_a_failure_and_the_rerun_completes_it(tmp_path, tfds_dir):
+def start_two_run_sweep(tmp_path, tfds_dir, *flags):
+    """A sweep over seeds 0 and 1 of long digits runs, started in the background; returns the
+    process, the sweep's flags and its two run workdirs."""
     path = write_config(tmp_path, '[{"seed": 0}, {"seed": 1}]')
     sweep_dir = tmp_path / "s"
-    flags = [f"--config={path}", "--sweep=any", f"--sweep_dir={sweep_dir}", "--parallel=2",
-             f"--config.data.tfds_dir={tfds_dir}", "--config.train.steps=300",
-             "--config.train.checkpoint_every=20"]
-    sweep = subprocess.Popen([sys.executable, "-m", "experiments.sweep", *flags], cwd=ROOT,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    victim = sweep_dir / "seed=0"
-    deadline = time.time() + 120
-    while not (victim / "checkpoints").exists() or not any(
-            d.isdigit() for d in os.listdir(victim / "checkpoints")):
-        assert time.time() < deadline and sweep.poll() is None
-        time.sleep(0.05)
-    os.kill(process_training(str(victim)), signal.SIGKILL)
-    _, stderr = sweep.communicate(timeout=300)
+    flags = [f"--config={path}", "--sweep=any", f"--sweep_dir={sweep_dir}",
+             f"--config.data.tfds_dir={tfds_dir}", *flags]
+    with open(tmp_path / "sweep.log", "w") as log:  # A file: a pipe nobody reads could fill.
+        sweep = subprocess.Popen([sys.executable, "-m", "experiments.sweep", *flags], cwd=ROOT,
+                                 stdout=subprocess.DEVNULL, stderr=log)
+    return sweep, flags, [sweep_dir / "seed=0", sweep_dir / "seed=1"]
 
-    assert sweep.returncode == 1, stderr[-2000:]
+
+def wait_for_checkpoints(process, workdirs, timeout=180):
+    deadline = time.time() + timeout
+    while not all((w / "checkpoints").exists() and any(d.isdigit() for d in os.listdir(w / "checkpoints"))
+                  for w in workdirs):
+        assert time.time() < deadline and process.poll() is None
+        time.sleep(0.05)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the run's process in /proc")
+def test_a_run_killed_by_a_signal_is_a_failure_and_the_rerun_completes_it(tmp_path, tfds_dir):
+    sweep, flags, (victim, _) = start_two_run_sweep(
+        tmp_path, tfds_dir, "--parallel=2", "--config.train.steps=300", "--config.train.checkpoint_every=20")
+    sweep_dir = tmp_path / "s"
+    wait_for_checkpoints(sweep, [victim])
+    os.kill(process_training(str(victim)), signal.SIGKILL)
+    sweep.wait(timeout=300)
+
+    assert sweep.returncode == 1, (tmp_path / "sweep.log").read_text()[-2000:]
     status = json.load(open(sweep_dir / "status.json"))
     assert status["seed=0"]["status"] == "failed" and status["seed=0"]["exit"] == "killed by SIGKILL"
     assert status["seed=1"]["status"] == "finished"
@@ -211,19 +223,9 @@ def test_a_killed_ray_sweep_leaves_no_process_and_its_runs_checkpoint(tmp_path, 
     ignore SIGTERM), and the runs get SIGTERM first, so they save and a rerun resumes them."""
     psutil = pytest.importorskip("psutil")
     pytest.importorskip("ray")
-    path = write_config(tmp_path, '[{"seed": 0}, {"seed": 1}]')
-    sweep_dir = tmp_path / "s"
-    flags = [f"--config={path}", "--sweep=any", f"--sweep_dir={sweep_dir}", "--backend=ray",
-             f"--config.data.tfds_dir={tfds_dir}", "--config.train.steps=3000",
-             "--config.train.checkpoint_every=50"]
-    sweep = subprocess.Popen([sys.executable, "-m", "experiments.sweep", *flags], cwd=ROOT,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    runs = [sweep_dir / "seed=0", sweep_dir / "seed=1"]
-    deadline = time.time() + 180
-    while not all((run / "checkpoints").exists() and any(d.isdigit() for d in os.listdir(run / "checkpoints"))
-                  for run in runs):
-        assert time.time() < deadline and sweep.poll() is None
-        time.sleep(0.1)
+    sweep, _, runs = start_two_run_sweep(tmp_path, tfds_dir, "--backend=ray", "--config.train.steps=3000",
+                                         "--config.train.checkpoint_every=50")
+    wait_for_checkpoints(sweep, runs)
     started = psutil.Process(sweep.pid).children(recursive=True)
     assert any("raylet" in p.name() for p in started)
     sweep.kill()
