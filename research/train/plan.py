@@ -1,0 +1,67 @@
+"""What a config's train step needs, from shapes alone: parameters, FLOPs per example and the
+bytes each device holds, read from the step compiled ahead of time on the config's mesh. No
+array is made, so a model too big for this machine can be planned on it (with forced CPU
+devices: XLA_FLAGS=--xla_force_host_platform_device_count=8).
+"""
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from research import models, optim, tasks
+from research.parallel import sharding
+from research.train import steps
+from research.train.state import init_state
+
+
+def text_example(batch_size: int, length: int) -> dict:
+    """The abstract batch of a text model: token ids and their mask."""
+    return {"tokens": jax.ShapeDtypeStruct((batch_size, length), jnp.int32),
+            "token_mask": jax.ShapeDtypeStruct((batch_size, length), jnp.bool_)}
+
+
+def transformer_flops_per_token(params: int, depth: int, hidden: int, length: int) -> float:
+    """Training FLOPs a token (forward and backward): 6 per parameter for its matmuls, plus the
+    attention scores and weighted values, 12 x depth x hidden x length (PaLM's appendix B)."""
+    return 6.0 * params + 12.0 * depth * hidden * length
+
+
+def plan(config) -> dict:
+    """The report for a text config (`model.name` lm or transformer) on its mesh."""
+    mesh = sharding.make_mesh(config.mesh)
+    model = models.build(config.model, num_classes=2, vocab_size=config.data.vocab_size)
+    task = tasks.for_model(config.model.name, num_classes=2)
+    tx, schedule = optim.make_optimizer(config.opt, total_steps=max(config.train.steps, 1))
+    length = config.data.max_len
+    batch = text_example(config.data.batch_size, length)
+    example = {name: jnp.zeros((1, *s.shape[1:]), s.dtype) for name, s in batch.items()}
+    init = lambda: init_state(model, tx, example, config.seed)  # noqa: E731
+    boxed = jax.eval_shape(lambda: model.init(jax.random.key(0), example["tokens"],
+                                              mask=example["token_mask"], train=False))
+    layout = sharding.state_shardings(jax.eval_shape(init), nn.get_partition_spec(boxed["params"]), mesh)
+    placed = lambda leaf, where: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=where)  # noqa: E731
+    abstract = jax.tree.map(placed, jax.eval_shape(init), layout)
+    batch = {name: placed(s, sharding.batch_sharded(mesh)) for name, s in batch.items()}
+    train_step = steps.make_train_step(model, tx, schedule, config.seed, task, config.train.grad_accum_steps)
+    jitted = jax.jit(train_step, donate_argnums=0, out_shardings=(layout, sharding.replicated(mesh)))
+    compiled = jitted.lower(abstract, batch).compile()
+    memory = compiled.memory_analysis()
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    parameters = sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(abstract.params))
+    embedding_rows = config.model.max_len * config.model.hidden  # A lookup, not a matmul.
+    tokens = config.data.batch_size * length
+    return {
+        "mesh": dict(mesh.shape), "parameters": parameters,
+        "flops_per_token": transformer_flops_per_token(
+            parameters - embedding_rows - config.data.vocab_size * config.model.hidden,
+            config.model.depth, config.model.hidden, length),
+        "xla_flops_per_token": float(cost.get("flops", math.nan)) * mesh.size / tokens,
+        "bytes_per_device": {
+            "params": sharding.per_device_bytes(abstract.params),
+            "opt_state": sharding.per_device_bytes(abstract.opt_state),
+            "temporaries": int(memory.temp_size_in_bytes) if memory is not None else None,
+        },
+    }
