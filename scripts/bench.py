@@ -88,6 +88,17 @@ def transformer_config() -> ml_collections.ConfigDict:
 
 CASES = {"transformer": (transformer_config, 5)}  # name: (config, num_classes)
 
+# Vendors' dense bfloat16 peaks, TFLOP/s a chip, by the start of JAX's device_kind: on these
+# accelerators each step's FLOP/s is also given as a fraction of the chip's peak (MFU).
+VENDOR_PEAK_TFLOPS = {
+    "NVIDIA H100": 989.4, "NVIDIA H200": 989.4, "NVIDIA A100": 312.0, "NVIDIA L4": 121.0,
+    "TPU v4": 275.0, "TPU v5 lite": 197.0, "TPU v5p": 459.0, "TPU v5": 459.0, "TPU v6 lite": 918.0,
+}
+
+
+def vendor_peak_tflops(device_kind: str) -> float | None:
+    return next((peak for kind, peak in VENDOR_PEAK_TFLOPS.items() if device_kind.startswith(kind)), None)
+
 
 def load_config(spec: str) -> ml_collections.ConfigDict:
     """`path.py[:arg]` to a config, as --config=path.py:arg reads it."""
@@ -444,7 +455,8 @@ def machine() -> dict:
     info = {"cpu": cpu, "cores": len(os.sched_getaffinity(0)), "device": jax.devices()[0].device_kind,
             "device_count": jax.device_count(), "jax": jax.__version__,
             "jaxlib": importlib.metadata.version("jaxlib"), "python": sys.version.split()[0],
-            "xla_flags": os.environ.get("XLA_FLAGS", "")}
+            "xla_flags": os.environ.get("XLA_FLAGS", ""),
+            "vendor_peak_tflops": vendor_peak_tflops(jax.devices()[0].device_kind)}
     if FLAGS.torch or FLAGS.torch_compile:
         import torch
 
@@ -474,6 +486,9 @@ def markdown(report: dict) -> str:
              f"Matmul peak (float32 {peak['size']}², jitted): {peak['gflops']:.1f} GFLOP/s "
              f"[{peak['min']:.1f}, {peak['max']:.1f}]"
              + (f"; PyTorch: {peak['torch_gflops']:.1f} GFLOP/s" if "torch_gflops" in peak else ""), ""]
+    if m.get("vendor_peak_tflops"):
+        lines += [f"Vendor peak (dense bfloat16): {m['vendor_peak_tflops']:.0f} TFLOP/s a chip; MFU: "
+                  + ", ".join(f"{r['config']} {100 * r['step']['mfu']:.1f}%" for r in report["results"]), ""]
     if report.get("startup"):
         s = report["startup"]
         lines += [f"Start-up: `experiments.train --help` {s['help_s']:.2f} s; launch to first finished "
@@ -524,6 +539,9 @@ def main(argv):
     report["results"] = [bench(spec) for spec in FLAGS.config]
     for r in report["results"]:
         r["step"]["peak_fraction"] = r["step"]["gflops"] / report["matmul_peak"]["gflops"]
+        if report["machine"]["vendor_peak_tflops"]:  # Per chip: the step's FLOP/s over its devices.
+            r["step"]["mfu"] = (r["step"]["gflops"] / 1e3 / r["devices"]
+                                / report["machine"]["vendor_peak_tflops"])
     report["startup"] = startup(FLAGS.startup_config) if FLAGS.startup_config else None
     table = markdown(report)
     print("\n" + table)

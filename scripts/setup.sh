@@ -3,15 +3,21 @@
 #   - .venv from requirements.lock (exact versions), rebuilt whenever the lock file changes;
 #   - the offline Fashion-MNIST files (Debian package dataset-fashion-mnist), via apt as root;
 #   - with --bench, the `bench` extra (PyTorch, CPU) from requirements-bench.lock, on top of
-#     requirements.lock without changing any version it pins (scripts/bench.py --torch).
+#     requirements.lock without changing any version it pins (scripts/bench.py --torch);
+#   - with --cuda, the `cuda` extra (JAX's CUDA 12 plugin for the pinned jaxlib and NVIDIA's
+#     libraries) from requirements-cuda.lock, likewise: for a host with an NVIDIA GPU; with
+#     --tpu, the `tpu` extra (libtpu) from requirements-tpu.lock, for a Cloud TPU VM.
 # Called by scripts/train.sh and scripts/test.sh; safe to run by hand.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bench=0
+extras=()
 for arg in "$@"; do
   case "$arg" in
     --bench) bench=1 ;;
-    *) echo "setup: unknown argument $arg; the only one is --bench" >&2; exit 2 ;;
+    --cuda) extras+=(cuda) ;;
+    --tpu) extras+=(tpu) ;;
+    *) echo "setup: unknown argument $arg; the arguments are --bench, --cuda and --tpu" >&2; exit 2 ;;
   esac
 done
 venv="$root/.venv"
@@ -47,6 +53,17 @@ if [ "$bench" = 1 ]; then
     echo "$bench_want" > "$bench_stamp"
   fi
 fi
+
+for extra in "${extras[@]}"; do  # The accelerator's plugin, on top of the lock, changing none of it.
+  lock="$root/requirements-$extra.lock"
+  extra_stamp="$venv/.requirements-$extra.lock.sha256"
+  extra_want=$(cat "$root/requirements.lock" "$lock" | sha256sum | cut -d' ' -f1)
+  if [ ! -f "$extra_stamp" ] || [ "$(cat "$extra_stamp")" != "$extra_want" ]; then
+    echo "setup: installing the $extra extra from requirements-$extra.lock" >&2
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$lock" -c "$root/requirements.lock"
+    echo "$extra_want" > "$extra_stamp"
+  fi
+done
 
 fashion_dir=/usr/share/datasets/fashion-mnist
 if [ ! -f "$fashion_dir/train-images-idx3-ubyte.gz" ]; then
