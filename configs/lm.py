@@ -44,3 +44,9 @@ def get_config(arg=None):
     if args.size == "tiny":
         config.train.update(steps=20, epochs=0.0, log_every=5, eval_every=10)
     return config
+
+
+def get_sweep(name):
+    if name == "lr":
+        return common.lr_seed_sweep(lrs=(3e-4, 1e-3, 3e-3), seeds=range(2))
+    raise ValueError(f"unknown sweep {name!r}; this config has: lr")

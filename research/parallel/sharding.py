@@ -12,6 +12,7 @@ import math
 
 import flax.linen as nn
 import jax
+import ml_collections
 import numpy as np
 from jax.experimental import mesh_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
@@ -54,8 +55,11 @@ def mesh_shape(mesh_config, device_count: int) -> dict[str, int]:
     return sizes
 
 
-def make_mesh(mesh_config) -> Mesh:
-    """The (data, fsdp, tensor) mesh over the first `mesh.num_devices` devices (0: all)."""
+def make_mesh(mesh_config=None) -> Mesh:
+    """The (data, fsdp, tensor) mesh over the first `mesh.num_devices` devices (0: all); with no
+    config, every device on `data`."""
+    if mesh_config is None:
+        mesh_config = ml_collections.ConfigDict({"num_devices": 0, "data": -1, "fsdp": 1, "tensor": 1})
     devices = jax.devices()
     xla_flags.check_devices(devices)
     if mesh_config.num_devices:
