@@ -5,6 +5,7 @@ Each problem is one UserError line that names the flag to change."""
 from research import models, optim, tasks
 from research.data import registry
 from research.errors import UserError
+from research.parallel import sharding
 
 
 def _require(ok: bool, message: str) -> None:
@@ -50,12 +51,7 @@ def validate(config) -> None:
     _require(config.train.epochs > 0 or config.train.steps > 0,
              "nothing to train: set --config.train.steps or --config.train.epochs above 0")
     _positive(config, "train.log_every", "train.keep", "train.steps_per_call", "train.grad_accum_steps")
-    for axis in ("data", "fsdp", "tensor"):
-        _require(config.mesh[axis] == -1 or config.mesh[axis] >= 1,
-                 f"mesh.{axis}={config.mesh[axis]!r}; it must be a size of 1 or more, or -1 for the "
-                 f"devices the other axes leave (--config.mesh.{axis})")
-    _require([config.mesh[a] for a in ("data", "fsdp", "tensor")].count(-1) <= 1,
-             "at most one of mesh.data, mesh.fsdp and mesh.tensor may be -1")
+    sharding.check_mesh_sizes(config.mesh)
     _one_of(config.train.best_mode, ("min", "max"), "train.best_mode")
     if config.train.best_metric:
         task = tasks.for_model(config.model.name, num_classes=2)

@@ -34,15 +34,23 @@ LOGICAL_RULES = (
 )
 
 
+def check_mesh_sizes(mesh_config) -> None:
+    """Each axis size is 1 or more, or -1 (the devices the others leave) on at most one axis."""
+    for axis in MESH_AXES:
+        if mesh_config[axis] != -1 and mesh_config[axis] < 1:
+            raise UserError(f"mesh.{axis}={mesh_config[axis]!r}; it must be a size of 1 or more, or -1 for "
+                            f"the devices the other axes leave (--config.mesh.{axis})")
+    if [mesh_config[axis] for axis in MESH_AXES].count(-1) > 1:
+        raise UserError("at most one of mesh.data, mesh.fsdp and mesh.tensor may be -1")
+
+
 def mesh_shape(mesh_config, device_count: int) -> dict[str, int]:
     """The sizes of `data`, `fsdp` and `tensor` for `device_count` devices: -1 on one axis takes
     what the others leave."""
+    check_mesh_sizes(mesh_config)
     sizes = {axis: int(mesh_config[axis]) for axis in MESH_AXES}
     given = f"mesh.data={sizes['data']}, mesh.fsdp={sizes['fsdp']}, mesh.tensor={sizes['tensor']}"
     fill = [axis for axis, size in sizes.items() if size == -1]
-    if len(fill) > 1 or any(size == 0 or size < -1 for size in sizes.values()):
-        raise UserError(f"{given}: each must be a positive size, and at most one -1 (the devices "
-                        "the others leave)")
     known = math.prod(size for size in sizes.values() if size != -1)
     if fill:
         if device_count % known:
@@ -95,12 +103,18 @@ def batch_ways(mesh: Mesh) -> int:
     return math.prod(mesh.shape[axis] for axis in BATCH_AXES)
 
 
-def check_batch_size(batch_size: int, mesh: Mesh, what: str) -> None:
+def check_batch_size(batch_size: int, mesh: Mesh, what: str, microbatches: int = 1) -> None:
+    """`batch_size` splits into `microbatches` (gradient accumulation), each over data x fsdp."""
     ways = batch_ways(mesh)
-    if batch_size % ways:
+    if batch_size % (microbatches * ways) == 0:
+        return
+    if microbatches == 1:
         raise UserError(
             f"{what}={batch_size} is not divisible by the {ways} ways a batch is split (mesh data x "
             f"fsdp); use a multiple of {ways}")
+    raise UserError(f"{what}={batch_size} does not split into train.grad_accum_steps={microbatches} "
+                    f"microbatches of a multiple of {ways} (the mesh's data x fsdp); use a batch size "
+                    f"that is a multiple of {microbatches * ways}")
 
 
 def put_batch(batch: dict[str, np.ndarray], mesh: Mesh, leading_axes: int = 0) -> dict[str, jax.Array]:

@@ -43,12 +43,8 @@ def build(config, workdir: str | None = None) -> Experiment:
     """What `config` builds; `workdir`, when given, is the run's (its tokenizer is used)."""
     validation.validate(config)
     mesh = sharding.make_mesh(config.mesh)
-    sharding.check_batch_size(config.data.batch_size, mesh, "data.batch_size")
-    accum, ways = config.train.grad_accum_steps, sharding.batch_ways(mesh)
-    if config.data.batch_size % (accum * ways):
-        raise UserError(f"data.batch_size={config.data.batch_size} does not split into "
-                        f"train.grad_accum_steps={accum} microbatches of a multiple of {ways} (the mesh's "
-                        f"data x fsdp); use a batch size that is a multiple of {accum * ways}")
+    sharding.check_batch_size(config.data.batch_size, mesh, "data.batch_size",
+                              microbatches=config.train.grad_accum_steps)
     sharding.check_batch_size(config.eval.batch_size, mesh, "eval.batch_size")
     train_data = sources.load_split(config.data, "train")
     eval_data = sources.load_split(config.data, config.eval.split)
@@ -84,15 +80,16 @@ def initial_state(experiment: Experiment, seed: int) -> TrainState:
     no device or host ever holds the whole model."""
     example = example_batch(experiment)
     init = lambda: init_state(experiment.model, experiment.tx, example, seed)  # noqa: E731
-    return jax.jit(init, out_shardings=state_shardings(experiment, example, init))()
+    return jax.jit(init, out_shardings=state_shardings(experiment.model, experiment.mesh, example, init))()
 
 
-def state_shardings(experiment: Experiment, example: dict, init) -> TrainState:
-    """Where each array of the state `init()` makes lies on the experiment's mesh."""
+def state_shardings(model, mesh: jax.sharding.Mesh, example: dict, init) -> TrainState:
+    """Where each array of the state `init()` makes lies on `mesh`, from shapes alone: the model's
+    logical axis names through the rule table (sharding.state_shardings)."""
     x, inputs = model_inputs(example)
-    boxed = jax.eval_shape(lambda: experiment.model.init(jax.random.key(0), x, **inputs, train=False))
-    logical = nn.get_partition_spec(boxed["params"])  # The models' logical axis names.
-    return sharding.state_shardings(jax.eval_shape(init), logical, experiment.mesh)
+    boxed = jax.eval_shape(lambda: model.init(jax.random.key(0), x, **inputs, train=False))
+    logical = nn.get_partition_spec(boxed["params"])
+    return sharding.state_shardings(jax.eval_shape(init), logical, mesh)
 
 
 def example_batch(experiment: Experiment) -> dict[str, np.ndarray]:

@@ -6,13 +6,12 @@ devices: XLA_FLAGS=--xla_force_host_platform_device_count=8).
 
 import math
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from research import models, optim, tasks
 from research.parallel import sharding
-from research.train import steps
+from research.train import experiment, steps
 from research.train.state import init_state
 
 
@@ -28,6 +27,14 @@ def transformer_flops_per_token(params: int, depth: int, hidden: int, length: in
     return 6.0 * params + 12.0 * depth * hidden * length
 
 
+def model_flops_per_token(parameters: int, model_config, vocab_size: int, length: int) -> float:
+    """`transformer_flops_per_token` of a Transformer-family model with `parameters` in all: its
+    token and position embeddings are lookups, not matmuls, so they are left out of N."""
+    embeddings = model_config.max_len * model_config.hidden + vocab_size * model_config.hidden
+    return transformer_flops_per_token(parameters - embeddings, model_config.depth, model_config.hidden,
+                                       length)
+
+
 def plan(config) -> dict:
     """The report for a text config (`model.name` lm or transformer) on its mesh."""
     mesh = sharding.make_mesh(config.mesh)
@@ -38,9 +45,7 @@ def plan(config) -> dict:
     batch = text_example(config.data.batch_size, length)
     example = {name: jnp.zeros((1, *s.shape[1:]), s.dtype) for name, s in batch.items()}
     init = lambda: init_state(model, tx, example, config.seed)  # noqa: E731
-    boxed = jax.eval_shape(lambda: model.init(jax.random.key(0), example["tokens"],
-                                              mask=example["token_mask"], train=False))
-    layout = sharding.state_shardings(jax.eval_shape(init), nn.get_partition_spec(boxed["params"]), mesh)
+    layout = experiment.state_shardings(model, mesh, example, init)
     placed = lambda leaf, where: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=where)  # noqa: E731
     abstract = jax.tree.map(placed, jax.eval_shape(init), layout)
     batch = {name: placed(s, sharding.batch_sharded(mesh)) for name, s in batch.items()}
@@ -51,13 +56,10 @@ def plan(config) -> dict:
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
     parameters = sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(abstract.params))
-    embedding_rows = config.model.max_len * config.model.hidden  # A lookup, not a matmul.
     tokens = config.data.batch_size * length
     return {
         "mesh": dict(mesh.shape), "parameters": parameters,
-        "flops_per_token": transformer_flops_per_token(
-            parameters - embedding_rows - config.data.vocab_size * config.model.hidden,
-            config.model.depth, config.model.hidden, length),
+        "flops_per_token": model_flops_per_token(parameters, config.model, config.data.vocab_size, length),
         "xla_flops_per_token": float(cost.get("flops", math.nan)) * mesh.size / tokens,
         "bytes_per_device": {
             "params": sharding.per_device_bytes(abstract.params),
