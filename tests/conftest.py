@@ -23,19 +23,32 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.fixture(scope="session", autouse=True)
 def compilation_cache(tmp_path_factory):
     """One persistent compilation cache for the session, in-process and for the programs the
-    tests start: a test that trains, stops and resumes compiles each step once."""
+    tests start: a test that trains, stops and resumes compiles each step once. pytest-xdist's
+    workers share it (JAX locks the cache's files while it reads and writes them)."""
     from research.platform import compilation_cache
 
-    directory = str(tmp_path_factory.mktemp("jax_cache"))
+    directory = shared_directory(tmp_path_factory, "jax_cache")
     os.environ["RESEARCH_COMPILATION_CACHE"] = directory
     compilation_cache.enable(directory, min_compile_time_s=0.0)
     return directory
 
 
+def shared_directory(tmp_path_factory, name: str) -> str:
+    """A directory for the whole test session, shared by pytest-xdist's workers (each worker's
+    base temporary directory is inside the session's)."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    directory = str(root / name)
+    os.makedirs(directory, exist_ok=True)
+    return directory
+
+
 @pytest.fixture(scope="session")
 def tfds_dir(tmp_path_factory):
-    """One TFDS data dir for the session: digits is prepared once."""
-    return str(tmp_path_factory.mktemp("tfds"))
+    """One TFDS data dir for the session: each dataset is prepared once (research.data.sources
+    serialises concurrent preparations with a file lock)."""
+    return shared_directory(tmp_path_factory, "tfds")
 
 
 @pytest.fixture
