@@ -3,8 +3,9 @@
   .venv/bin/python scripts/bench.py --torch --json_out=bench.json --md_out=bench.md
   .venv/bin/python scripts/bench.py --config=configs/fashion_mnist_cnn.py --profile_steps=20
 
-For each --config (`path.py[:arg]`, or `transformer`: the Transformer classifier on random
-tokens, defined below) it measures in one run:
+For each --config (`path.py[:arg]`; `transformer`: the Transformer classifier on random
+tokens, defined below; `lm[:size=S]`: configs/lm.py's language model on random tokens) it
+measures in one run:
   - the train step alone: compile time; examples/s, the median over timed windows of
     back-to-back calls on one resident batch after a warm-up (calls of train.steps_per_call
     steps, as the loop makes them); FLOPs from XLA's cost analysis of the compiled step, the
@@ -18,6 +19,8 @@ tokens, defined below) it measures in one run:
     checkpoint (timed from the TensorBoard wall times of the first and last train log rows,
     so start-up is excluded, less the compilation JAX reports inside that span); the loop's
     overhead is 1 - end-to-end / step, the step timed in windows just before and after it;
+  - for language models, tokens/s and MFU: model FLOPs (6 x non-embedding parameters +
+    attention, a token) over the matmul peak, or over the chip's peak on a known accelerator;
   - with --profile_steps: the step's most expensive XLA ops, from a profiler trace.
 Once per run: the time of `python -m experiments.train --help`, and launch to the first
 finished train step of --startup_config (until its metrics.jsonl has the step-1 row).
@@ -53,9 +56,10 @@ from configs import common  # noqa: E402
 from research import platform  # noqa: E402
 from research.parallel.inflight import InFlight  # noqa: E402
 
-DEFAULT_CONFIGS = ["configs/fashion_mnist_mlp.py", "configs/fashion_mnist_cnn.py", "transformer"]
+DEFAULT_CONFIGS = ["configs/fashion_mnist_mlp.py", "configs/fashion_mnist_cnn.py", "transformer", "lm"]
 flags.DEFINE_multi_string("config", DEFAULT_CONFIGS, "Config file(s), optionally with ':arg', or "
-                          "'transformer' (random tokens, sizes in transformer_config).")
+                          "'transformer' (random tokens, sizes in transformer_config), or 'lm[:size=S]' "
+                          "(configs/lm.py on random tokens).")
 flags.DEFINE_integer("windows", 5, "Timed windows per measurement.")
 flags.DEFINE_float("window_seconds", 2.0, "Target length of a window; sets its number of steps.")
 flags.DEFINE_integer("steps_per_window", 0, "Steps per window; 0: from --window_seconds.")
@@ -75,7 +79,7 @@ flags.DEFINE_string("md_out", "", "Write the markdown tables here (they are prin
 FLAGS = flags.FLAGS
 
 
-def transformer_config() -> ml_collections.ConfigDict:
+def transformer_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """The Transformer classifier of research.models.transformer at its default sizes, over
     random token ids: 8,000-token vocabulary, 256 tokens, 5 classes, batch 32, Adam 1e-3."""
     config = common.base_config()
@@ -86,7 +90,16 @@ def transformer_config() -> ml_collections.ConfigDict:
     return config
 
 
-CASES = {"transformer": (transformer_config, 5)}  # name: (config, num_classes)
+def lm_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    """configs/lm.py (`lm:size=124m` picks its size; `small` by default) over random token ids:
+    every row a whole window of max_len tokens, as the language model's training data is cut."""
+    config = load_config("configs/lm.py" + (f":{arg}" if arg else ""))
+    config.data.name = "random_tokens"
+    return config
+
+
+# name: (config from the text after "name:", num_classes)
+CASES = {"transformer": (transformer_config, 5), "lm": (lm_config, 2)}
 
 # Vendors' dense bfloat16 peaks, TFLOP/s a chip, by the start of JAX's device_kind: on these
 # accelerators each step's FLOP/s is also given as a fraction of the chip's peak (MFU).
@@ -129,20 +142,26 @@ def build_case(spec: str):
     from research.parallel import sharding
     from research.train import experiment
 
-    if spec not in CASES:
+    name, _, arg = spec.partition(":")
+    if name not in CASES:
         config = load_config(spec)
         return config, experiment.build(config), True
-    make_config, num_classes = CASES[spec]
-    config = make_config()
-    split = sources.Split(
-        random_tokens(64 * config.data.batch_size, config.data.max_len, config.data.vocab_size, num_classes),
-        num_classes=num_classes, class_names=tuple(map(str, range(num_classes))))
+    make_config, num_classes = CASES[name]
+    config = make_config(arg or None)
+    arrays = random_tokens(64 * config.data.batch_size, config.data.max_len, config.data.vocab_size,
+                           num_classes)
+    if config.model.name in tasks.LANGUAGE_MODELS:  # Whole windows, as research.data.text cuts them.
+        arrays = {"tokens": np.where(arrays["tokens"] > 0, arrays["tokens"], 1),
+                  "token_mask": np.ones_like(arrays["token_mask"]), "label": np.zeros_like(arrays["label"])}
+    split = sources.Split(arrays, num_classes=num_classes,
+                          class_names=tuple(map(str, range(num_classes))))
     tx, schedule = optim.make_optimizer(config.opt, total_steps=1000)
     pieces = dict(
         model=models.build(config.model, num_classes, vocab_size=config.data.vocab_size),
         task=tasks.for_model(config.model.name, num_classes), tx=tx, schedule=schedule,
         train_data=split, eval_data=split, mesh=sharding.make_mesh(config.mesh),
-        augment=None, steps_per_epoch=len(split) // config.data.batch_size, total_steps=1000)
+        augment=None, steps_per_epoch=len(split) // config.data.batch_size, total_steps=1000,
+        grad_accum_steps=config.train.grad_accum_steps)
     # Fields an Experiment may have beyond these (a tokenizer, ...) are unused by the step.
     fields = {f.name: pieces.get(f.name) for f in dataclasses.fields(experiment.Experiment)}
     return config, experiment.Experiment(**fields), False
@@ -346,9 +365,10 @@ def end_to_end(config, steps_per_epoch: int) -> dict:
 
 
 def bench(spec: str) -> dict:
+    from research import tasks
     from research.data import pipeline
     from research.parallel import sharding
-    from research.train import experiment
+    from research.train import experiment, plan
 
     config, exp, has_real_data = build_case(spec)
     batch_size = config.data.batch_size
@@ -390,6 +410,11 @@ def bench(spec: str) -> dict:
            "compile_s": compile_s, "step": timings.pop("ours"),
            "flops_per_example": flops_per_step / batch_size, **timings}
     row["step"]["gflops"] = flops_per_step / batch_size * row["step"]["examples_per_sec"] / 1e9
+    if config.model.name in tasks.LANGUAGE_MODELS:
+        parameters = sum(leaf.size for leaf in jax.tree.leaves(state.params))
+        row["lm"] = {"tokens_per_example": config.data.max_len, "parameters": parameters,
+                     "model_flops_per_token": plan.model_flops_per_token(
+                         parameters, config.model, exp.model.vocab_size, config.data.max_len)}
     if FLAGS.pipeline:
         row["pipeline"] = timed_windows({"pipeline": PipelineBatches(exp, batch_size)},
                                         batch_size)["pipeline"]
@@ -520,6 +545,24 @@ def markdown(report: dict) -> str:
                f"| steps {e2e['span'][0]}–{e2e['span'][1]}, {e2e['evaluations_in_span']} eval, "
                f"{e2e.get('compile_s_in_span', 0):.1f} s compiling left out |"
                if e2e else "| – | – | – |"))
+    lm_rows = [r for r in report["results"] if "lm" in r]
+    if lm_rows:
+        peak_name = "the chip's dense bfloat16 peak" if m.get("vendor_peak_tflops") else "the matmul peak"
+        lines += ["", f"Language models: tokens/s and MFU (model FLOPs: 6 x non-embedding parameters + "
+                  f"attention, a token; against {peak_name})", "",
+                  "| config | parameters | batch x tokens | MFLOP/token | ours tokens/s | MFU "
+                  "| PyTorch eager | MFU | ours / PyTorch | torch.compile | MFU | ours / compiled |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for r in lm_rows:
+            lm, cells = r["lm"], []
+            for name in ("step", "torch", "torch_compile"):
+                measured = lm.get(name, {"tokens_per_sec": math.nan, "mfu": math.nan})
+                cells += [f"{measured['tokens_per_sec']:,.0f}", f"{100 * measured['mfu']:.1f}%"]
+                if name != "step":
+                    cells.append(_ratio(r["step"], r.get(name)))
+            lines.append(f"| {r['config']} | {lm['parameters']:,} | {r['batch_size']} x "
+                         f"{lm['tokens_per_example']} | {lm['model_flops_per_token'] / 1e6:,.1f} | "
+                         + " | ".join(cells) + " |")
     for r in report["results"]:
         if "profile" in r:
             p = r["profile"]
@@ -539,9 +582,16 @@ def main(argv):
     report["results"] = [bench(spec) for spec in FLAGS.config]
     for r in report["results"]:
         r["step"]["peak_fraction"] = r["step"]["gflops"] / report["matmul_peak"]["gflops"]
-        if report["machine"]["vendor_peak_tflops"]:  # Per chip: the step's FLOP/s over its devices.
-            r["step"]["mfu"] = (r["step"]["gflops"] / 1e3 / r["devices"]
-                                / report["machine"]["vendor_peak_tflops"])
+        vendor_tflops = report["machine"]["vendor_peak_tflops"]
+        if vendor_tflops:  # Per chip: the step's FLOP/s over its devices.
+            r["step"]["mfu"] = r["step"]["gflops"] / 1e3 / r["devices"] / vendor_tflops
+        if "lm" in r:  # Model FLOPs (6N + attention) a token, per device, over the peak.
+            peak_gflops = 1e3 * vendor_tflops if vendor_tflops else report["matmul_peak"]["gflops"]
+            for name in ("step", "torch", "torch_compile"):
+                if name in r:
+                    tokens_per_sec = r[name]["examples_per_sec"] * r["lm"]["tokens_per_example"]
+                    r["lm"][name] = {"tokens_per_sec": tokens_per_sec, "mfu": tokens_per_sec
+                                     * r["lm"]["model_flops_per_token"] / 1e9 / r["devices"] / peak_gflops}
     report["startup"] = startup(FLAGS.startup_config) if FLAGS.startup_config else None
     table = markdown(report)
     print("\n" + table)

@@ -1,10 +1,12 @@
-"""PyTorch twins of research's MLP, CNN and Transformer classifier, for scripts/bench.py.
+"""PyTorch twins of research's MLP, CNN, Transformer classifier and decoder-only language model,
+for scripts/bench.py.
 
 Each twin has the layers, sizes, initial-scale conventions and optimizer of the config it
 mirrors and trains on the same arrays; its train step does what ours does that costs
-anything: uint8 images to float32 in [0, 1], forward, cross-entropy, backward, optimizer
-update. CPU, eager by default; `compile=True` wraps the model in `torch.compile` (the
-optimizer stays eager). Needs the `bench` extra (`scripts/setup.sh --bench`).
+anything: uint8 images to float32 in [0, 1], forward, cross-entropy (for the language model
+over next tokens, weighted by the padding mask), backward, optimizer update. CPU, eager by
+default; `compile=True` wraps the model in `torch.compile` (the optimizer stays eager).
+Needs the `bench` extra (`scripts/setup.sh --bench`).
 """
 
 import functools
@@ -75,13 +77,13 @@ class CNN(nn.Module):
         return self.layers(x_BxCxHxW)
 
 
-class TransformerClassifier(nn.Module):
-    """research.models.transformer.TransformerClassifier: token + learned position embeddings
-    (normal 0.02), pre-LayerNorm blocks (attention, tanh-GELU MLP, dropout where Flax has it,
-    LayerNorm epsilon 1e-6), final LayerNorm, mean or last-token pooling, Dense head."""
+class Trunk(nn.Module):
+    """research.models.transformer.Trunk: token + learned position embeddings (normal 0.02),
+    pre-LayerNorm blocks (attention, tanh-GELU MLP, dropout where Flax has it, LayerNorm epsilon
+    1e-6), final LayerNorm; padding masked as a key only."""
 
-    def __init__(self, num_classes: int, vocab_size: int, max_len: int, hidden: int, depth: int,
-                 heads: int, mlp_dim: int, dropout: float, causal: bool = False, pool: str = "mean"):
+    def __init__(self, vocab_size: int, max_len: int, hidden: int, depth: int, heads: int,
+                 mlp_dim: int, dropout: float, causal: bool):
         super().__init__()
         self.token_embed = nn.Embedding(vocab_size, hidden)
         self.position_embed = nn.Embedding(max_len, hidden)
@@ -94,8 +96,7 @@ class TransformerClassifier(nn.Module):
                 layer_norm_eps=1e-6, batch_first=True, norm_first=True)
             for _ in range(depth))
         self.final_norm = nn.LayerNorm(hidden, eps=1e-6)
-        self.head = nn.Linear(hidden, num_classes)
-        self.causal, self.pool = causal, pool
+        self.causal = causal
 
     def forward(self, tokens_BxL: torch.Tensor, mask_BxL: torch.Tensor) -> torch.Tensor:
         length = tokens_BxL.shape[1]
@@ -103,16 +104,60 @@ class TransformerClassifier(nn.Module):
                                + self.position_embed(torch.arange(length))[None])
         causal_LxL = (torch.ones(length, length, dtype=torch.bool).triu(1) if self.causal else None)
         for block in self.blocks:
-            x_BxLxD = block(x_BxLxD, src_mask=causal_LxL, src_key_padding_mask=~mask_BxL)
-        x_BxLxD = self.final_norm(x_BxLxD)
+            x_BxLxD = block(x_BxLxD, src_mask=causal_LxL, src_key_padding_mask=~mask_BxL,
+                            is_causal=self.causal)
+        return self.final_norm(x_BxLxD)
+
+
+class TransformerClassifier(nn.Module):
+    """research.models.transformer.TransformerClassifier: the trunk, mean or last-token pooling,
+    a Dense head."""
+
+    def __init__(self, num_classes: int, vocab_size: int, max_len: int, hidden: int, depth: int,
+                 heads: int, mlp_dim: int, dropout: float, causal: bool = False, pool: str = "mean",
+                 **precision):
+        super().__init__()
+        _float32_only(precision)
+        self.trunk = Trunk(vocab_size, max_len, hidden, depth, heads, mlp_dim, dropout, causal)
+        self.head = nn.Linear(hidden, num_classes)
+        self.pool = pool
+
+    def forward(self, tokens_BxL: torch.Tensor, mask_BxL: torch.Tensor) -> torch.Tensor:
+        x_BxLxD = self.trunk(tokens_BxL, mask_BxL)
         if self.pool == "mean":
             weights_BxL = mask_BxL.to(x_BxLxD.dtype)
             count_Bx1 = weights_BxL.sum(1, keepdim=True).clamp(min=1)
             x_BxD = torch.einsum("bld,bl->bd", x_BxLxD, weights_BxL) / count_Bx1
         else:
+            length = mask_BxL.shape[1]
             last_B = length - 1 - mask_BxL.flip(1).int().argmax(1)
             x_BxD = x_BxLxD[torch.arange(len(last_B)), last_B]
         return self.head(x_BxD)
+
+
+class LanguageModel(nn.Module):
+    """research.models.transformer.LanguageModel: the causal trunk and an untied Dense head over
+    the vocabulary (next-token logits)."""
+
+    def __init__(self, vocab_size: int, max_len: int, hidden: int, depth: int, heads: int,
+                 mlp_dim: int, dropout: float, **precision):
+        super().__init__()
+        _float32_only(precision)
+        self.trunk = Trunk(vocab_size, max_len, hidden, depth, heads, mlp_dim, dropout, causal=True)
+        self.lm_head = nn.Linear(hidden, vocab_size)
+
+    def forward(self, tokens_BxL: torch.Tensor, mask_BxL: torch.Tensor) -> torch.Tensor:
+        return self.lm_head(self.trunk(tokens_BxL, mask_BxL))
+
+
+def _float32_only(precision: dict) -> None:
+    """The twins compute in float32 without rematerialisation: other settings have no twin."""
+    unknown = set(precision) - {"dtype", "param_dtype", "remat"}
+    if unknown:
+        raise TypeError(f"unexpected model fields {sorted(unknown)}")
+    if (precision.get("dtype", "float32"), precision.get("param_dtype", "float32"),
+            precision.get("remat", "none")) != ("float32", "float32", "none"):
+        raise ValueError(f"no PyTorch twin for {precision} (float32 and remat=none only)")
 
 
 def build(model_config, arrays: dict[str, np.ndarray], num_classes: int,
@@ -127,6 +172,8 @@ def build(model_config, arrays: dict[str, np.ndarray], num_classes: int,
         return CNN(arrays["image"].shape[1:], num_classes, **fields)
     if name == "transformer":
         return TransformerClassifier(num_classes, vocab_size, **fields)
+    if name == "lm":
+        return LanguageModel(vocab_size, **fields)
     raise ValueError(f"no PyTorch twin for model {name!r} on {sorted(arrays)}")
 
 
@@ -153,7 +200,14 @@ def as_tensors(batch: dict[str, np.ndarray]) -> tuple[tuple[torch.Tensor, ...], 
         return (torch.from_numpy(np.ascontiguousarray(batch["image"].transpose(0, 3, 1, 2))),), labels
     if "signal" in batch:
         return (torch.from_numpy(batch["signal"]),), labels
-    return (torch.from_numpy(batch["tokens"]), torch.from_numpy(batch["token_mask"])), labels
+    return (torch.from_numpy(batch["tokens"]).long(), torch.from_numpy(batch["token_mask"])), labels
+
+
+def next_token_loss(logits_BxLxV: torch.Tensor, tokens_BxL: torch.Tensor, mask_BxL: torch.Tensor):
+    """Mean cross-entropy of each real token given those before it (research.tasks.LanguageModeling)."""
+    losses_BxT = F.cross_entropy(logits_BxLxV[:, :-1].transpose(1, 2), tokens_BxL[:, 1:], reduction="none")
+    weights_BxT = mask_BxL[:, 1:].to(losses_BxT.dtype)
+    return (losses_BxT * weights_BxT).sum() / weights_BxT.sum().clamp(min=1)
 
 
 class TrainSteps:
@@ -165,13 +219,18 @@ class TrainSteps:
         self.forward = torch.compile(model) if compile else model
         self.clip_norm = opt_config.clip_norm
         self.inputs, self.labels = as_tensors(batch)
+        self.next_tokens = isinstance(model, LanguageModel)  # Its targets are its own tokens.
 
     def step(self) -> torch.Tensor:
         x, *rest = self.inputs
         if x.dtype == torch.uint8:  # Images go over as uint8, as ours do.
             x = x.float() / 255.0
         self.optimizer.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(self.forward(x, *rest), self.labels)
+        logits = self.forward(x, *rest)
+        if self.next_tokens:
+            loss = next_token_loss(logits, *self.inputs)
+        else:
+            loss = F.cross_entropy(logits, self.labels)
         loss.backward()
         if self.clip_norm:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_norm)
