@@ -11,7 +11,7 @@ Both share one trunk (2 pre-LayerNorm blocks, width 128, 4 heads, causal attenti
 classifier started from the language model differs from the one trained from scratch only in
 its initial weights. A SentencePiece tokenizer of 4,000 pieces is trained on the training
 texts; a classifier reads the first 256 tokens of an article, the language model every token,
-in windows of 256.
+in windows of 256. `--config.model.dtype=bfloat16` computes in bfloat16 (float32 parameters).
 """
 
 import ml_collections
@@ -21,7 +21,7 @@ from configs import common
 
 def transformer_model(name: str) -> ml_collections.ConfigDict:
     model = {"name": name, "max_len": 256, "hidden": 128, "depth": 2, "heads": 4, "mlp_dim": 512,
-             "dropout": 0.1}
+             "dropout": 0.1, "dtype": "float32", "param_dtype": "float32", "remat": "none"}
     if name == "transformer":
         model.update(causal=True, pool="mean")
     return ml_collections.ConfigDict(model)

@@ -97,6 +97,28 @@ def config_spec_and_overrides(argv: list[str]) -> tuple[str, list[str]]:
     return spec, overrides
 
 
+def define_distributed_flags() -> None:
+    """The flags that make a program one of several processes of a run (scripts/launch.py,
+    SLURM, a Ray placement group, or by hand on each host)."""
+    flags.DEFINE_string("coordinator_address", "", "HOST:PORT where process 0 of a run of several "
+                        "processes listens; empty: a run of one process (or --distributed=auto).")
+    flags.DEFINE_integer("num_processes", 1, "Processes in the run (with --coordinator_address).")
+    flags.DEFINE_integer("process_id", 0, "This process's index in [0, num_processes).")
+    flags.DEFINE_enum("distributed", "off", ["off", "auto"], "auto: join the other processes of a "
+                      "cluster job that JAX detects (SLURM, Kubernetes/JobSet, Cloud TPU, Open MPI).")
+
+
+def _join_processes() -> None:
+    """Joins the run's other processes when the program has the flags and they ask for it."""
+    if "coordinator_address" not in flags.FLAGS:
+        return
+    from research.parallel import distributed
+
+    f = flags.FLAGS
+    distributed.initialize(distributed.Launch(f.coordinator_address, f.num_processes, f.process_id,
+                                              f.distributed))
+
+
 def run_or_exit(fn, *args, **kwargs):
     absl_logging.get_absl_handler().python_handler.addFilter(_ProjectInfoOnly())
     threading.excepthook, sys.unraisablehook = _one_line_thread_errors, _one_line_unraisable
@@ -104,6 +126,7 @@ def run_or_exit(fn, *args, **kwargs):
 
     platform.apply()
     try:
+        _join_processes()
         return fn(*args, **kwargs)
     except UserError as e:
         _exit_with_error(str(e))
@@ -116,6 +139,10 @@ def run_or_exit(fn, *args, **kwargs):
         if _show_tracebacks():
             raise
         first_line = (str(e).strip().splitlines() or [""])[0]
+        if _joined_others():  # Most often a collective whose peer has gone.
+            _exit_with_error(f"{type(e).__name__}: {first_line}; in a run of several processes this most "
+                             "often means another process stopped or died (see its log); rerun the "
+                             "launch to resume from the last checkpoint")
         _exit_with_error(f"{type(e).__name__}: {first_line} (RESEARCH_TRACEBACK=1 shows the traceback)")
 
 
@@ -128,7 +155,18 @@ def _exit_with_error(message: str) -> None:
         logging.disable(logging.CRITICAL)
         warnings.simplefilter("ignore")
         threading.excepthook = sys.unraisablehook = lambda args: None
+    if _joined_others():
+        # JAX's distributed shutdown at exit waits at a barrier for every other process, which
+        # may be gone or still training: minutes, then a fatal report. This process is done.
+        sys.stderr.flush()
+        sys.stdout.flush()
+        os._exit(1)
     sys.exit(1)
+
+
+def _joined_others() -> bool:
+    distributed = sys.modules.get("research.parallel.distributed")
+    return distributed is not None and distributed.joined()
 
 
 def summary_line(results: dict) -> str:

@@ -11,6 +11,7 @@ from experiments import common
 flags.DEFINE_string("workdir", None, "Workdir of a run of experiments.train.")
 flags.DEFINE_string("checkpoint", "best", "best, latest or a saved step number.")
 flags.DEFINE_string("split", "test", "Dataset split to evaluate on.")
+common.define_distributed_flags()
 flags.mark_flags_as_required(["workdir"])
 
 

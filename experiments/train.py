@@ -19,6 +19,7 @@ flags.DEFINE_bool("allow_config_change", False,
                   "Continue a workdir whose config.json differs from this config.")
 flags.DEFINE_bool("dry_run", False, "Print what the train step needs (parameters, FLOPs per token, "
                   "bytes per device on the mesh), from shapes alone; train nothing (text models).")
+common.define_distributed_flags()
 flags.mark_flags_as_required(["config"])
 
 

@@ -82,8 +82,10 @@ def _removed(workdir: str, descriptor: int) -> bool:
         return True
 
 
-def prepare(workdir: str, config_dict: dict, *, allow_config_change: bool = False) -> None:
-    """Makes `workdir` the home of this config, or checks that it already is.
+def prepare(workdir: str, config_dict: dict, *, allow_config_change: bool = False,
+            write: bool = True) -> None:
+    """Makes `workdir` the home of this config, or checks that it already is (only checks
+    without `write`: the processes of a run other than the first).
 
     A non-empty directory without config.json, or one whose config.json differs, is refused
     (the latter unless `allow_config_change`, which keeps the old file as config.<n>.json).
@@ -98,9 +100,10 @@ def prepare(workdir: str, config_dict: dict, *, allow_config_change: bool = Fals
             # Where arrays lie changes no number beyond float rounding: the run continues on the
             # new layout (checkpoints restore onto any mesh) and config.json says which it is.
             logging.info("workdir %s: continuing on another layout (%s)", workdir, "; ".join(diffs))
-            write_json(path, config_json)
+            if write:
+                write_json(path, config_json)
             return
-        if not diffs:
+        if not diffs or (not write and allow_config_change):
             return
         if not allow_config_change:
             raise UserError(
@@ -114,6 +117,8 @@ def prepare(workdir: str, config_dict: dict, *, allow_config_change: bool = Fals
     elif os.path.isdir(workdir) and os.listdir(workdir):
         raise UserError(f"workdir {workdir} is not empty and has no config.json, so it is not a "
                         "run of this project; choose a new or empty --workdir")
+    if not write:
+        return
     os.makedirs(workdir, exist_ok=True)
     write_json(path, config_json)
 

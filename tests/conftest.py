@@ -67,11 +67,11 @@ def run_program(module: str, *flags: str, timeout: float = 300, **popen_kwargs):
 
 
 class StopAfterCalls:
-    """Stands in for preemption.StopRequest: reports SIGTERM once the loop has made `calls`
-    train-step calls (steps, with the default train.steps_per_call=1)."""
+    """Stands in for research.platform.signals.StopRequest: reports SIGTERM once the loop has
+    made `calls` train-step calls (steps, with the default train.steps_per_call=1)."""
 
     def __init__(self, calls: int):
-        self.asked, self.calls = 0, calls
+        self.asked, self.calls, self.signum = 0, calls, None
 
     def __enter__(self):
         return self
@@ -79,7 +79,8 @@ class StopAfterCalls:
     def __exit__(self, *exc):
         return False
 
-    @property
-    def signum(self):
+    def requested(self, step: int) -> bool:
         self.asked += 1
-        return signal.SIGTERM if self.asked > self.calls else None
+        if self.asked > self.calls:
+            self.signum = signal.SIGTERM
+        return self.signum is not None

@@ -52,7 +52,7 @@ def test_family_trains_and_resumes_bitwise(family, tfds_dir, tmp_path, monkeypat
 
     resumed = str(tmp_path / "resumed")
     with monkeypatch.context() as patch:
-        patch.setattr(loop, "StopRequest", lambda: StopAfterCalls(4))
+        patch.setattr(loop, "StopRequest", lambda **_: StopAfterCalls(4))
         stopped = loop.train_and_evaluate(config, resumed)
     assert stopped == {"status": "stopped", "signal": signal.SIGTERM, "step": 4}
     loop.train_and_evaluate(config, resumed)

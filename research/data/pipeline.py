@@ -5,21 +5,7 @@ import sys
 from collections.abc import Iterator
 
 import grain
-import jax
 import numpy as np
-
-from research.errors import UserError
-
-
-def _local_rows(global_batch_size: int) -> slice:
-    """This process's rows of a global batch (all of them on one host)."""
-    processes = jax.process_count()
-    if global_batch_size % processes:
-        raise UserError(
-            f"batch size {global_batch_size} is not divisible by the {processes} processes")
-    per_process = global_batch_size // processes
-    start = jax.process_index() * per_process
-    return slice(start, start + per_process)
 
 
 class EpochPermutations:
@@ -47,25 +33,28 @@ class EpochPermutations:
         return indices
 
 
-def train_batches(arrays: dict[str, np.ndarray], *, batch_size: int, seed: int, augment=None):
-    """An endless Grain iterator of training batches.
+def train_batches(arrays: dict[str, np.ndarray], *, batch_size: int, seed: int, augment=None,
+                  rows: slice | None = None):
+    """An endless Grain iterator of training batches: of each global batch of `batch_size`, the
+    `rows` this process feeds to the devices (sharding.process_rows; all of them by default).
 
     Batch b holds stream positions [b * batch_size, (b + 1) * batch_size) of EpochPermutations,
     so batches run across epoch boundaries and no example is dropped. `augment` (from
-    `augment.parse`) transforms batch b with a generator seeded by (seed, b, process).
+    `augment.parse`) transforms the whole batch b with a generator seeded by (seed, b) before
+    the rows are taken, so the images a run trains on do not depend on its number of processes.
     It is a Grain MapDataset over batch numbers: random access, prefetched in a thread, and
     its get_state/set_state (the next batch number) make it part of the checkpoint.
     """
     permutations = EpochPermutations(len(arrays["label"]), seed)
-    rows = _local_rows(batch_size)
+    rows = slice(None) if rows is None else rows
 
     def gather(batch_number: int) -> dict[str, np.ndarray]:
-        positions = np.arange(batch_number * batch_size, (batch_number + 1) * batch_size)[rows]
-        indices = permutations(positions)
-        batch = {name: values[indices] for name, values in arrays.items()}
-        if augment is not None:
-            batch = augment(batch, np.random.default_rng([seed, batch_number, jax.process_index()]))
-        return batch
+        positions = np.arange(batch_number * batch_size, (batch_number + 1) * batch_size)
+        if augment is None:
+            return {name: values[permutations(positions[rows])] for name, values in arrays.items()}
+        batch = {name: values[permutations(positions)] for name, values in arrays.items()}
+        batch = augment(batch, np.random.default_rng([seed, batch_number]))
+        return {name: values[rows] for name, values in batch.items()}
 
     dataset = grain.MapDataset.range(sys.maxsize).map(gather)
     return iter(dataset.to_iter_dataset(grain.ReadOptions(num_threads=1, prefetch_buffer_size=8)))
@@ -76,14 +65,17 @@ def stack(batches: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return {name: np.stack([batch[name] for batch in batches]) for name in batches[0]}
 
 
-def eval_batches(arrays: dict[str, np.ndarray], *, batch_size: int) -> Iterator[dict]:
+def eval_batches(arrays: dict[str, np.ndarray], *, batch_size: int,
+                 rows: slice | None = None) -> Iterator[dict]:
     """Every example exactly once, in order; the last batch is padded and `mask` marks real rows.
+    Of each batch, the `rows` this process feeds (all by default): the processes of a run
+    together cover every example once.
 
     Written here because Grain's batching either drops or shortens the last batch, and a short
     batch would recompile the jitted eval step.
     """
     num_examples = len(arrays["label"])
-    rows = _local_rows(batch_size)
+    rows = slice(None) if rows is None else rows
     for start in range(0, num_examples, batch_size):
         stop = min(start + batch_size, num_examples)
         pad = batch_size - (stop - start)

@@ -69,7 +69,7 @@ def make_mesh(mesh_config=None) -> Mesh:
     if mesh_config is None:
         mesh_config = ml_collections.ConfigDict({"num_devices": 0, "data": -1, "fsdp": 1, "tensor": 1})
     devices = jax.devices()
-    xla_flags.check_devices(devices)
+    xla_flags.check_devices(jax.local_devices())  # Devices sharing this process's thread pool.
     if mesh_config.num_devices:
         if mesh_config.num_devices > len(devices):
             raise UserError(f"mesh.num_devices={mesh_config.num_devices} but only {len(devices)} "
@@ -115,6 +115,21 @@ def check_batch_size(batch_size: int, mesh: Mesh, what: str, microbatches: int =
     raise UserError(f"{what}={batch_size} does not split into train.grad_accum_steps={microbatches} "
                     f"microbatches of a multiple of {ways} (the mesh's data x fsdp); use a batch size "
                     f"that is a multiple of {microbatches * ways}")
+
+
+def process_rows(mesh: Mesh, batch_size: int) -> slice | None:
+    """The rows of a global batch that this process's devices hold (None when one process holds
+    every device): what its input pipeline reads. The mesh lists devices process by process,
+    so each process's rows are one range."""
+    if jax.process_count() == 1:
+        return None
+    spans = {index[0].indices(batch_size)[:2]
+             for index in batch_sharded(mesh).addressable_devices_indices_map((batch_size,)).values()}
+    start, stop = min(a for a, _ in spans), max(b for _, b in spans)
+    if sum(b - a for a, b in spans) != stop - start:
+        raise UserError(f"this process's devices hold rows {sorted(spans)} of each batch, not one range; "
+                        "put the mesh's data and fsdp axes over whole processes")
+    return slice(start, stop)
 
 
 def put_batch(batch: dict[str, np.ndarray], mesh: Mesh, leading_axes: int = 0) -> dict[str, jax.Array]:

@@ -24,6 +24,7 @@ from research import config as config_lib
 from research import validation
 from research import workdir as workdir_lib
 from research.errors import UserError
+from research.platform.signals import exit_description, terminate_with_parent
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LOG_TAIL_LINES = 20
@@ -137,16 +138,6 @@ def log_tail(path: str) -> str:
         return ""
 
 
-def terminate_with_parent() -> None:
-    """In the child, before exec: SIGTERM when the parent dies (Linux; elsewhere nothing).
-    Linux ties this to the thread that started the child, which waits on it until it exits."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
-
-
 class LocalBackend:
     """Each run a child process of this one, `parallel` at a time. SIGTERM/SIGINT to the sweep
     reach the children, which checkpoint and stop."""
@@ -176,19 +167,6 @@ class LocalBackend:
 
     def close(self) -> None:
         """Nothing to release: every run has ended by the time a sweep returns."""
-
-
-def exit_description(returncode: int) -> str:
-    """'exit 1', or the signal that ended the process: 'killed by SIGKILL' (a negative code, or
-    128 + N as a shell and our own runs report it)."""
-    number = -returncode if returncode < 0 else returncode - 128 if returncode > 128 else None
-    if number is None:
-        return f"exit {returncode}"
-    try:
-        name = signal.Signals(number).name
-    except ValueError:
-        name = f"signal {number}"
-    return f"killed by {name}" if returncode < 0 else f"exit {returncode} ({name})"
 
 
 def launch(runs: list[Run], sweep_dir: str, backend, status: Status, stop_request, progress) -> None:

@@ -12,8 +12,9 @@ import os
 import signal
 import subprocess
 
+from research.platform.signals import terminate_with_parent
 from research.sweeps import reaper
-from research.sweeps.launch import ROOT, Run, terminate_with_parent
+from research.sweeps.launch import ROOT, Run
 
 
 def _execute(command: tuple[str, ...], cwd: str, log_file: str) -> int:

@@ -9,7 +9,7 @@ from research import metrics, plots
 from research import workdir as workdir_lib
 from research.data import pipeline
 from research.data.sources import Split
-from research.parallel import sharding
+from research.parallel import distributed, sharding
 from research.parallel.inflight import InFlight
 from research.train import checkpoint, experiment, metric_writer
 
@@ -17,7 +17,8 @@ from research.train import checkpoint, experiment, metric_writer
 def accumulate(eval_step, state, split: Split, *, batch_size: int, mesh) -> dict:
     """The eval step's sums over every example of `split`, on the host."""
     totals, in_flight = None, InFlight()
-    for batch in pipeline.eval_batches(split.arrays, batch_size=batch_size):
+    rows = sharding.process_rows(mesh, batch_size)
+    for batch in pipeline.eval_batches(split.arrays, batch_size=batch_size, rows=rows):
         sums = eval_step(state, sharding.put_batch(batch, mesh))
         totals = sums if totals is None else jax.tree.map(lambda a, b: a + b, totals, sums)
         in_flight.add(totals)
@@ -31,11 +32,17 @@ def evaluate(eval_step, task, state, split: Split, *, batch_size: int,
     return task.summarize(accumulate(eval_step, state, split, batch_size=batch_size, mesh=mesh))
 
 
-def write_final_results(workdir: str, *, step: int, steps_per_epoch: int, split_name: str,
-                        summary: dict, confusion: np.ndarray | None, class_names) -> dict:
+def final_results(step: int, steps_per_epoch: int, split_name: str, summary: dict,
+                  confusion: np.ndarray | None) -> dict:
+    """What a finished run's results.json holds."""
+    return {"step": step, "epochs": step / steps_per_epoch,
+            **metrics.named_eval(summary, split_name, confusion)}
+
+
+def write_final_results(workdir: str, results: dict, *, split_name: str, confusion: np.ndarray | None,
+                        class_names) -> None:
     """A finished run's results.json, learning-curve and (for classifiers) confusion-matrix PNGs."""
-    results = {"step": step, "epochs": step / steps_per_epoch,
-               **metrics.named_eval(summary, split_name, confusion)}
+    step = results["step"]
     workdir_lib.write_json(os.path.join(workdir, "results.json"), results)
     plots.learning_curves(metric_writer.read_metrics(workdir),
                           os.path.join(workdir, "plots", "learning_curves.png"), title=workdir)
@@ -43,7 +50,6 @@ def write_final_results(workdir: str, *, step: int, steps_per_epoch: int, split_
         plots.confusion_matrix(confusion, class_names,
                                os.path.join(workdir, "plots", f"confusion_{split_name}.png"),
                                title=f"{split_name}, step {step}")
-    return results
 
 
 def evaluate_workdir(workdir: str, *, checkpoint_name: str = "best", split_name: str = "test") -> dict:
@@ -63,6 +69,8 @@ def evaluate_workdir(workdir: str, *, checkpoint_name: str = "best", split_name:
         eval_step, exp.task, state, exp.eval_data, batch_size=config.eval.batch_size, mesh=exp.mesh)
     results = {"step": step, "checkpoint": checkpoint_name,
                **metrics.named_eval(summary, split_name, confusion)}
+    if not distributed.is_primary():  # The first process of several writes the files.
+        return results
     workdir_lib.write_json(os.path.join(workdir, "evaluations", f"step{step}_{split_name}.json"), results)
     if confusion is not None:
         plots.confusion_matrix(confusion, exp.eval_data.class_names,

@@ -21,7 +21,7 @@ from research import metrics
 from research import workdir as workdir_lib
 from research.data import pipeline, text
 from research.errors import UserError
-from research.parallel import sharding
+from research.parallel import distributed, sharding
 from research.parallel.inflight import InFlight
 from research.platform.signals import StopRequest
 from research.train import checkpoint, evaluation, metric_writer
@@ -52,10 +52,12 @@ def train_and_evaluate(config, workdir: str, *, allow_config_change: bool = Fals
     experiment = build(config, workdir)  # Everything bad input can break comes first.
     state = initial_state(experiment, config.seed)
     group = Group([workdir], [config], os.path.join(workdir, "checkpoints"))
-    batches = pipeline.train_batches(experiment.train_data.arrays, batch_size=config.data.batch_size,
-                                     seed=config.seed, augment=experiment.augment)
+    batches = pipeline.train_batches(
+        experiment.train_data.arrays, batch_size=config.data.batch_size, seed=config.seed,
+        augment=experiment.augment, rows=sharding.process_rows(experiment.mesh, config.data.batch_size))
     steps = jit_steps(experiment, config.seed, state, config.train.steps_per_call)
-    with StopRequest() as stop:  # Held until the last save has finished.
+    # Held until the last save has finished; with several processes, they stop together.
+    with StopRequest(synced=jax.process_count() > 1) as stop:
         results, _ = train(config, experiment, group, state, steps, batches, stop,
                            allow_config_change=allow_config_change)
     return results[0]
@@ -64,11 +66,12 @@ def train_and_evaluate(config, workdir: str, *, allow_config_change: bool = Fals
 def train(config, experiment: Experiment, group: Group, state, steps: Steps, batches, stop, *,
           allow_config_change: bool = False) -> tuple[list[dict], object]:
     """Trains `group` from `state` or from its latest checkpoint until `config`'s last step or
-    until `stop.signum` is set (a StopRequest the caller holds); returns each run's result
+    until `stop` (a StopRequest the caller holds) asks to stop; returns each run's result
     ({"status": "finished", **metrics}, "stopped" or "failed") and the final state. Each
-    workdir is held for the whole time: a second process on it is refused."""
+    workdir is held for the whole time: a second run on it is refused. Of the processes of a
+    run, the first holds the workdirs and writes their files; all of them save checkpoints."""
     with contextlib.ExitStack() as held:
-        for workdir in group.workdirs:
+        for workdir in group.workdirs if distributed.is_primary() else ():
             held.enter_context(workdir_lib.exclusive(workdir))
         return _train(config, experiment, group, state, steps, batches, stop,
                       allow_config_change=allow_config_change)
@@ -76,7 +79,7 @@ def train(config, experiment: Experiment, group: Group, state, steps: Steps, bat
 
 def _train(config, experiment: Experiment, group: Group, state, steps: Steps, batches, stop, *,
            allow_config_change: bool) -> tuple[list[dict], object]:
-    wall_start = time.time()
+    wall_start, primary = time.time(), distributed.is_primary()
     layout = {**sharding.describe(experiment.mesh), "per_device_bytes": {
         "params": sharding.per_device_bytes(state.params),
         "opt_state": sharding.per_device_bytes(state.opt_state)}}
@@ -89,16 +92,17 @@ def _train(config, experiment: Experiment, group: Group, state, steps: Steps, ba
     if start_step:
         logging.info("resuming %s from step %d", group.checkpoint_dir, start_step)
     sessions = [{**session, "start_step": start_step} for session in sessions]
-    for workdir, session in zip(group.workdirs, sessions, strict=True):
+    for workdir, session in zip(group.workdirs, sessions, strict=True) if primary else ():
         workdir_lib.record_session(workdir, session)
 
     cadence = Cadence.of(config.train, experiment.steps_per_epoch, experiment.total_steps)
-    writers = [metric_writer.MetricWriter(workdir, start_step) for workdir in group.workdirs]
+    writers = [metric_writer.MetricWriter(workdir, start_step) if primary else metric_writer.NoWriter()
+               for workdir in group.workdirs]
     window, rates, last_eval, saved = Window.start(), [], None, True
     unfetched, in_flight = [], InFlight()
     # Leaving `checkpoints` waits for the last save, still inside the caller's StopRequest.
-    with checkpoints, metric_writer.progress_bar(cadence.total_steps, start_step) as bar:
-        while step < cadence.total_steps and stop.signum is None:
+    with checkpoints, metric_writer.progress_bar(cadence.total_steps, start_step, shown=primary) as bar:
+        while step < cadence.total_steps and not stop.requested(step):
             calls = cadence.steps_this_call(step, config.train.steps_per_call)
             state, step_metrics = run_call(steps, state, batches, calls, experiment.mesh, group.stacked)
             in_flight.add(step_metrics)
@@ -138,7 +142,7 @@ def _train(config, experiment: Experiment, group: Group, state, steps: Steps, ba
     if step < cadence.total_steps:
         logging.warning("stopped by signal %d at step %d; checkpoint saved, rerun to resume",
                         stop.signum, step)
-        for workdir, session in zip(group.workdirs, sessions, strict=True):
+        for workdir, session in zip(group.workdirs, sessions, strict=True) if primary else ():
             workdir_lib.record_session(
                 workdir, {**session, "status": f"stopped by signal {stop.signum} at step {step}"})
         return [{"status": "stopped", "signal": stop.signum, "step": step}] * len(group.workdirs), state
@@ -157,9 +161,11 @@ def start_or_resume(config, experiment: Experiment, group: Group, state, batches
         warm_start = checkpoint.load_matching(
             config.init_from, {"params": state.params, "model_state": state.model_state},
             leading_axes=int(group.stacked))
+    primary = distributed.is_primary()  # Every process checks the workdir; the first writes.
     for workdir, run_config in zip(group.workdirs, group.configs, strict=True):
-        workdir_lib.prepare(workdir, run_config.to_dict(), allow_config_change=allow_config_change)
-        if experiment.tokenizer_file:
+        workdir_lib.prepare(workdir, run_config.to_dict(), allow_config_change=allow_config_change,
+                            write=primary)
+        if experiment.tokenizer_file and primary:
             text.save_with_run(experiment.tokenizer_file, workdir)
     checkpoints = checkpoint.Checkpoints(  # A group's checkpoint serves resumes only: no best.
         group.checkpoint_dir, keep=config.train.keep, best_mode=config.train.best_mode,
@@ -174,20 +180,24 @@ def start_or_resume(config, experiment: Experiment, group: Group, state, batches
 
 def finish_runs(group: Group, sessions: list[dict], progress: "Progress", last_eval: tuple,
                 experiment: Experiment, split_name: str) -> list[dict]:
-    """Each run's results.json, plots and finished session; a run whose metrics turned
-    non-finite is recorded as failed instead."""
-    results = []
+    """Each run's results (and, from the first process, its results.json, plots and finished
+    session); a run whose metrics turned non-finite is recorded as failed instead."""
+    results, primary = [], distributed.is_primary()
     for k, (workdir, session) in enumerate(zip(group.workdirs, sessions, strict=True)):
         if progress.diverged[k] is not None:
             message = f"non-finite training metrics by step {progress.diverged[k]}"
-            workdir_lib.record_session(workdir, {**session, "status": f"failed: {message}"})
+            if primary:
+                workdir_lib.record_session(workdir, {**session, "status": f"failed: {message}"})
             results.append({"status": "failed", "message": message})
             continue
         summary, confusion = last_eval[1][k]
-        results.append({"status": "finished", **evaluation.write_final_results(
-            workdir, step=last_eval[0], steps_per_epoch=experiment.steps_per_epoch, split_name=split_name,
-            summary=summary, confusion=confusion, class_names=experiment.eval_data.class_names)})
-        workdir_lib.record_session(workdir, {**session, "status": "finished"})
+        final = evaluation.final_results(last_eval[0], experiment.steps_per_epoch, split_name, summary,
+                                         confusion)
+        if primary:
+            evaluation.write_final_results(workdir, final, split_name=split_name, confusion=confusion,
+                                           class_names=experiment.eval_data.class_names)
+            workdir_lib.record_session(workdir, {**session, "status": "finished"})
+        results.append({"status": "finished", **final})
     return results
 
 

@@ -64,8 +64,21 @@ class MetricWriter:
         self._events.close()
 
 
-def progress_bar(total_steps: int, start_step: int) -> tqdm:
+class NoWriter:
+    """What a process of a run other than the first writes: nothing (the first writes the rows)."""
+
+    def write(self, step: int, scalars: dict[str, float]) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def progress_bar(total_steps: int, start_step: int, shown: bool = True) -> tqdm:
     """Steps done, ETA and rate on the console; plain periodic lines when not on a terminal."""
     interactive = sys.stderr.isatty()
-    return tqdm(total=total_steps, initial=start_step, unit="step", dynamic_ncols=True,
+    return tqdm(total=total_steps, initial=start_step, unit="step", dynamic_ncols=True, disable=not shown,
                 mininterval=0.5 if interactive else 30.0, file=sys.stderr, smoothing=0.1)

@@ -116,7 +116,7 @@ def test_a_run_moves_from_four_devices_to_two_to_one(digits_config, tmp_path, mo
     moved = str(tmp_path / "moved")
     for layout, calls in (({"data": 1, "fsdp": 4}, 10), ({"num_devices": 2, "data": 2}, 10)):
         with monkeypatch.context() as patch:
-            patch.setattr(loop, "StopRequest", lambda calls=calls: StopAfterCalls(calls))
+            patch.setattr(loop, "StopRequest", lambda calls=calls, **_: StopAfterCalls(calls))
             loop.train_and_evaluate(on_mesh(digits_config, layout), moved)
     results = loop.train_and_evaluate(on_mesh(digits_config, LAYOUTS["one device"]), moved)
 

@@ -97,7 +97,7 @@ def test_multi_step_calls_give_the_same_bits_and_resume_exactly(digits_config, t
     resumed = str(tmp_path / "resumed")
     # Calls: steps 0-7, 7-14, then one step a call up to the log at 20 (14 + 7 would pass it).
     with monkeypatch.context() as patch:
-        patch.setattr(loop, "StopRequest", lambda: StopAfterCalls(3))
+        patch.setattr(loop, "StopRequest", lambda **_: StopAfterCalls(3))
         assert loop.train_and_evaluate(config, resumed)["step"] == 15
     loop.train_and_evaluate(config, resumed)
     assert_same_run(single, resumed)

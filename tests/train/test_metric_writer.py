@@ -14,7 +14,7 @@ def test_tensorboard_shows_every_logged_step_across_a_resume(digits_config, tmp_
     workdir = str(tmp_path / "run")
     digits_config.train.update(steps=60, log_every=10, checkpoint_every=20)
     with monkeypatch.context() as patch:
-        patch.setattr(loop, "StopRequest", lambda: StopAfterCalls(20))
+        patch.setattr(loop, "StopRequest", lambda **_: StopAfterCalls(20))
         assert loop.train_and_evaluate(digits_config, workdir)["step"] == 20
     orphan = metric_writer.MetricWriter(workdir, 20)
     orphan.write(30, {"train/loss": 123.0})

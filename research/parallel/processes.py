@@ -1,0 +1,102 @@
+"""The processes of one run started on this machine: N children of one launcher, each given the
+coordinator's address, the process count and its index as flags (experiments/common.py), so
+they join one JAX distributed runtime. For a workstation with several accelerators and for the
+tests; on a cluster the scheduler starts the processes (README, "Many hosts").
+
+The launcher forwards SIGTERM and SIGINT to every process as SIGTERM (they checkpoint at the
+same step and exit 143); a second SIGINT kills them. A process that ends with an error takes
+the others down with it: they notice within seconds (a collective fails) or the runtime's
+heartbeat timeout, and whatever is still alive after `grace_s` is killed.
+"""
+
+import contextlib
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+from research.platform.signals import exit_description, terminate_with_parent
+
+
+def free_port() -> int:
+    """A TCP port nothing on this machine listens on now."""
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def process_command(command: list[str], address: str, num_processes: int, process_id: int) -> list[str]:
+    return [*command, f"--coordinator_address={address}", f"--num_processes={num_processes}",
+            f"--process_id={process_id}"]
+
+
+def _relay(process_id: int, stream, out) -> None:
+    """Copies a child's output line by line, each line prefixed with the child's index."""
+    for line in iter(stream.readline, b""):
+        out.write(f"[{process_id}] ".encode() + line)
+        out.flush()
+
+
+def run_local(command: list[str], num_processes: int, *, port: int = 0, grace_s: float = 60.0,
+              env: dict | None = None) -> int:
+    """Runs `command` as `num_processes` processes of one run; returns 0 when all finished, else
+    the exit code of the first process to fail (128 + N for a signal, as a shell reports it)."""
+    address = f"127.0.0.1:{port or free_port()}"
+    children = [
+        # Own sessions: a Ctrl-C reaches them only through the launcher, once.
+        subprocess.Popen(process_command(command, address, num_processes, i), stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=terminate_with_parent,
+                         env=env)
+        for i in range(num_processes)]
+    relays = [threading.Thread(target=_relay, args=(i, child.stdout, sys.stdout.buffer), daemon=True)
+              for i, child in enumerate(children)]
+    for relay in relays:
+        relay.start()
+    stops = []
+
+    def forward(signum, frame):
+        del frame
+        stops.append(signum)
+        kill = signum == signal.SIGINT and stops.count(signal.SIGINT) > 1  # Ctrl-C twice.
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    ended, killed_by_us = {}, set()  # child index -> when it was seen ended; those we killed.
+    try:
+        while len(ended) < len(children):
+            for i, child in enumerate(children):
+                if i not in ended and child.poll() is not None:
+                    ended[i] = time.monotonic()
+            failed_at = min((t for i, t in ended.items() if children[i].returncode), default=None)
+            if failed_at is not None and time.monotonic() - failed_at > grace_s:
+                for i, child in enumerate(children):
+                    if child.poll() is None:
+                        child.kill()
+                        killed_by_us.add(i)
+            time.sleep(0.1)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    for relay in relays:
+        relay.join(timeout=5)
+    failed = [i for i, child in enumerate(children) if child.returncode and i not in killed_by_us]
+    if not failed:
+        return 0
+    # The first to fail is the likely cause, but a peer's death makes the others fail within
+    # milliseconds, sooner than the dead process is reaped: one killed by a signal from outside
+    # (not its own abort) is taken as the cause before one that exited with an error.
+    def cause_first(i: int) -> tuple[bool, float]:
+        killed_from_outside = children[i].returncode < 0 and children[i].returncode != -signal.SIGABRT
+        return not killed_from_outside, ended[i]
+
+    first_failure = children[min(failed, key=cause_first)]
+    code = first_failure.returncode
+    if not stops:  # Not stopped by us: say which process ended the run, and how.
+        print(f"launch: process {children.index(first_failure)} ended first ({exit_description(code)}); "
+              "the others stopped with it; rerun the same launch to resume from the last checkpoint",
+              file=sys.stderr)
+    return 128 - code if code < 0 else code
