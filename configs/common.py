@@ -21,6 +21,11 @@ def base_config() -> ml_collections.ConfigDict:
     config.data.augment = ""
     config.data.vocab_size = 8000  # Text: tokenizer vocabulary, trained on the train split.
     config.data.max_len = 256  # Text: tokens an example (classifiers) or a window (language models).
+    # data.name=text_folder, your own corpus: a directory, glob or comma-separated list of .txt
+    # files (a document each) and .jsonl files (a document a line, in `text_field`).
+    config.data.files = ""
+    config.data.text_field = "text"
+    config.data.test_fraction = 0.05  # Of the documents, held out as the test split.
 
     config.model = mlp_model()
 

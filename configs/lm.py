@@ -2,6 +2,8 @@
 the tokenizer is trained on its training split, as configs/bbc_news.py does).
 
   python -m experiments.train --config=configs/lm.py:size=small --workdir=runs/lm_small
+  python -m experiments.train --config=configs/lm.py:size=124m --workdir=runs/lm124m \
+      --config.data.name=text_folder --config.data.files=~/corpus     # your own .txt/.jsonl
   python -m experiments.train --config=configs/lm.py:size=1b --dry_run \
       --config.mesh.data=1 --config.mesh.fsdp=8        # what the step needs, nothing run
 
@@ -9,7 +11,8 @@ the tokenizer is trained on its training split, as configs/bbc_news.py does).
 and depths of GPT-2 small and medium and of a 1B decoder, in bfloat16 with remat, for
 accelerator hosts; untied embeddings over a 32,000-piece vocabulary make 124m about 134M
 parameters. Their tokenizer needs more text than BBC News has (SentencePiece cannot fit 32,000
-pieces to it): train them on a larger corpus, and plan them anywhere with --dry_run.
+pieces to it): train them on a larger corpus of your own (data.name=text_folder), and plan
+them anywhere with --dry_run.
 """
 
 import ml_collections

@@ -45,6 +45,20 @@ def local(builder_path: str):
     return make
 
 
+def _text_folder(data_config, data_dir):
+    from research.data.text_folder import builder
+
+    if data_config.source == "catalog":
+        raise UserError("text_folder is made from your files (--config.data.files), not the TFDS catalog; "
+                        "use --config.data.source=auto (or local)")
+    if not 0 < data_config.test_fraction < 1:
+        raise UserError(f"data.test_fraction={data_config.test_fraction}; it must be between 0 and 1")
+    config = builder.TextFolderConfig(files=builder.corpus_files(data_config.files),
+                                      text_field=data_config.text_field,
+                                      test_fraction=data_config.test_fraction)
+    return builder.TextFolder(config=config, data_dir=data_dir, file_format="array_record")
+
+
 def catalog(name: str):
     """A dataset only the TFDS catalog has: it needs internet the first time."""
     def make(data_config, data_dir):
@@ -72,6 +86,7 @@ DATASETS = {
     "digits": local("research.data.digits:Digits"),
     "mnist1d": local("research.data.mnist1d:Mnist1d"),
     "bbc_news": local("research.data.bbc_news:BbcNews"),
+    "text_folder": _text_folder,
     "mnist": catalog("mnist"),
     "cifar10": catalog("cifar10"),
     "imdb_reviews": catalog("imdb_reviews"),
