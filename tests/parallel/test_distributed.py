@@ -28,10 +28,11 @@ def environment(devices: int) -> dict:
     return env
 
 
-def launch(workdir: str, tfds_dir: str, *flags: str) -> subprocess.Popen:
+def launch(workdir: str, tfds_dir: str, *flags: str, program: str = "experiments.train") -> subprocess.Popen:
+    data_flags = [f"--config.data.tfds_dir={tfds_dir}"] if program == "experiments.train" else []
     return subprocess.Popen(
         [sys.executable, "scripts/launch.py", "--num_processes=2", "--", sys.executable, "-m",
-         "experiments.train", *flags, f"--workdir={workdir}", f"--config.data.tfds_dir={tfds_dir}"],
+         program, *flags, f"--workdir={workdir}", *data_flags],
         cwd=ROOT, env=environment(1), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -93,6 +94,17 @@ def test_two_processes_end_where_one_process_with_two_devices_does(flags, two_pr
     rows = [json.loads(line) for line in open(f"{workdir}/metrics.jsonl")]
     single_rows = [json.loads(line) for line in open(f"{single}/metrics.jsonl")]
     assert [(r["step"], sorted(r)) for r in rows] == [(r["step"], sorted(r)) for r in single_rows]
+
+
+def test_two_processes_evaluate_a_checkpoint_as_the_run_did(two_processes):
+    evaluator = launch(two_processes, "", "--checkpoint=latest", program="experiments.evaluate")
+    output = finish(evaluator)
+    assert evaluator.returncode == 0, output[-3000:]
+    [written] = os.listdir(f"{two_processes}/evaluations")  # By process 0 alone.
+    evaluated, results = read_json(f"{two_processes}/evaluations/{written}"), read_json(
+        f"{two_processes}/results.json")
+    for name in ("eval/test/loss", "eval/test/accuracy", "eval/test/f1"):
+        assert evaluated[name] == pytest.approx(results[name], rel=1e-6), name
 
 
 def test_sigterm_to_one_process_stops_both_at_one_step_and_the_rerun_ends_the_same(
