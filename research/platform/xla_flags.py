@@ -16,7 +16,7 @@ import re
 from research.errors import UserError
 
 YNN_FUSIONS = "xla_cpu_experimental_ynn_fusion_type"
-_applied = {}  # What apply() added to this process's XLA_FLAGS.
+_applied = {}  # What apply() added to this process's XLA_FLAGS and environment.
 
 
 def cpu_devices(environ=os.environ) -> int:
@@ -34,7 +34,18 @@ def defaults(environ=os.environ) -> dict[str, str]:
 
 
 def apply(environ=os.environ) -> str:
-    """Adds each default the user has not set to XLA_FLAGS; returns the resulting value."""
+    """Adds each default the user has not set to XLA_FLAGS, and sizes XLA:CPU's thread pool for
+    several devices (`PJRT_NPROC`, unless set); returns the resulting XLA_FLAGS."""
+    devices = cpu_devices(environ)
+    if devices > 1 and "PJRT_NPROC" not in environ:
+        # XLA:CPU launches and runs every device's calls on one pool of max(cores, devices)
+        # threads. A thread held by one device (a blocked launch, a collective waiting for its
+        # peers) can leave another device's part of that collective queued with no thread, and
+        # after 40 s XLA aborts (docs/upstream/xla_cpu_inflight_deadlock.md): with two threads
+        # a device, one is always free. It changes no number, only which thread runs what.
+        environ["PJRT_NPROC"] = str(max(os.cpu_count() or 1, 2 * devices))
+        if environ is os.environ:
+            _applied["PJRT_NPROC"] = environ["PJRT_NPROC"]
     flags = environ.get("XLA_FLAGS", "")
     for name, value in defaults(environ).items():
         if f"--{name}=" not in flags and f"--{name} " not in f"{flags} ":

@@ -24,6 +24,16 @@ def test_several_cpu_devices_keep_ynnpack_off():
     assert xla_flags.cpu_devices({"JAX_NUM_CPU_DEVICES": "1"}) == 1
 
 
+def test_several_cpu_devices_get_two_pool_threads_a_device():
+    environ = {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    xla_flags.apply(environ)
+    assert environ["PJRT_NPROC"] == str(max(os.cpu_count(), 8))
+    one_device, own_choice = {"XLA_FLAGS": ""}, {"JAX_NUM_CPU_DEVICES": "2", "PJRT_NPROC": "3"}
+    xla_flags.apply(one_device)
+    xla_flags.apply(own_choice)
+    assert "PJRT_NPROC" not in one_device and own_choice["PJRT_NPROC"] == "3"
+
+
 def test_devices_added_after_import_are_refused():
     """A device count set after platform.apply() finds YNNPACK reductions on: make_mesh stops
     with one clear line."""
