@@ -6,8 +6,10 @@
 Each process runs the command after `--` with --coordinator_address, --num_processes and
 --process_id added, and its output lines come prefixed with its index. SIGTERM or Ctrl-C
 checkpoints every process at the same step (exit 143); rerunning the same launch resumes.
-The exit code is 0 when every process finished, else the first failing process's. On a
-cluster, start the processes with its own tools instead (README, "Many hosts").
+The exit code is 0 when every process finished, else the first failing process's.
+`--backend=ray [--ray_address=auto --ray_num_gpus=8 --ray_spread]` places the processes on a
+Ray cluster instead (the repository and .venv at the same paths on every node); under SLURM,
+use scripts/slurm/train.sbatch (README, "Many hosts").
 """
 
 import os
@@ -22,7 +24,13 @@ from research.parallel import processes  # noqa: E402
 flags.DEFINE_integer("num_processes", 2, "Processes to start.")
 flags.DEFINE_integer("port", 0, "Port of the coordinator (process 0) on 127.0.0.1; 0: a free one.")
 flags.DEFINE_float("grace_s", 60.0, "After one process fails, seconds the others have to exit "
-                   "before they are killed.")
+                   "before they are killed (local backend).")
+flags.DEFINE_enum("backend", "local", ["local", "ray"], "local: children of this process; ray: one "
+                  "process a bundle of a Ray placement group.")
+flags.DEFINE_string("ray_address", None, "Ray cluster address (default: start a local Ray).")
+flags.DEFINE_float("ray_num_cpus", 1, "CPUs each process asks Ray for.")
+flags.DEFINE_float("ray_num_gpus", 0, "GPUs each process asks Ray for.")
+flags.DEFINE_bool("ray_spread", False, "Each process on its own node (STRICT_SPREAD); default: packed.")
 
 
 def main(argv):
@@ -31,8 +39,12 @@ def main(argv):
         raise app.UsageError("give the command after --, e.g. -- .venv/bin/python -m experiments.train ...")
     if flags.FLAGS.num_processes < 1:
         raise app.UsageError("--num_processes must be 1 or more")
-    sys.exit(processes.run_local(command, flags.FLAGS.num_processes, port=flags.FLAGS.port,
-                                 grace_s=flags.FLAGS.grace_s))
+    f = flags.FLAGS
+    if f.backend == "ray":
+        sys.exit(processes.run_on_ray(command, f.num_processes, address=f.ray_address,
+                                      num_cpus=f.ray_num_cpus, num_gpus=f.ray_num_gpus, spread=f.ray_spread,
+                                      cwd=os.getcwd()))
+    sys.exit(processes.run_local(command, f.num_processes, port=f.port, grace_s=f.grace_s))
 
 
 if __name__ == "__main__":

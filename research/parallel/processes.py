@@ -1,7 +1,9 @@
 """The processes of one run started on this machine: N children of one launcher, each given the
 coordinator's address, the process count and its index as flags (experiments/common.py), so
-they join one JAX distributed runtime. For a workstation with several accelerators and for the
-tests; on a cluster the scheduler starts the processes (README, "Many hosts").
+they join one JAX distributed runtime: as children of the launcher (`run_local`, for a
+workstation with several accelerators and for the tests), or as the tasks of a Ray placement
+group, one process a bundle (`run_on_ray`, with the sweep's Ray settings). Under SLURM and the
+like the scheduler starts the processes itself (README, "Many hosts").
 
 The launcher forwards SIGTERM and SIGINT to every process as SIGTERM (they checkpoint at the
 same step and exit 143); a second SIGINT kills them. A process that ends with an error takes
@@ -10,6 +12,7 @@ heartbeat timeout, and whatever is still alive after `grace_s` is killed.
 """
 
 import contextlib
+import os
 import signal
 import socket
 import subprocess
@@ -99,4 +102,66 @@ def run_local(command: list[str], num_processes: int, *, port: int = 0, grace_s:
         print(f"launch: process {children.index(first_failure)} ended first ({exit_description(code)}); "
               "the others stopped with it; rerun the same launch to resume from the last checkpoint",
               file=sys.stderr)
+    return 128 - code if code < 0 else code
+
+
+def _coordinator_address() -> str:
+    """Run where process 0 will run: this node's address and a port free on it."""
+    import ray
+
+    return f"{ray.util.get_node_ip_address()}:{free_port()}"
+
+
+def run_on_ray(command: list[str], num_processes: int, *, address: str | None = None, num_cpus: float = 1,
+               num_gpus: float = 0, spread: bool = False, cwd: str | None = None) -> int:
+    """Runs `command` as `num_processes` processes of one run on a Ray cluster (`address`; None
+    starts a local Ray), each in a bundle of a placement group reserved before any starts
+    (`spread`: each bundle on its own node). Their output goes to this console through Ray.
+    Returns as `run_local` does; SIGTERM or Ctrl-C here stops every process with SIGTERM."""
+    from ray.util.placement_group import placement_group, remove_placement_group
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    from research.sweeps import ray_backend
+
+    ray, watcher = ray_backend.connect(address, local_cpus=None if address else num_processes * num_cpus,
+                                       log_to_driver=True)
+    bundle = {"CPU": num_cpus, **({"GPU": num_gpus} if num_gpus else {})}
+    group = placement_group([bundle] * num_processes, strategy="STRICT_SPREAD" if spread else "PACK")
+    refs, stops = [], []
+    previous = {}
+    try:
+        ray.get(group.ready())
+        on = lambda i: PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=i)  # noqa: E731
+        coordinator = ray.get(ray.remote(num_cpus=0)(_coordinator_address).options(scheduling_strategy=on(0))
+                              .remote())
+        task = ray.remote(max_retries=0)(ray_backend.execute)
+        refs = [task.options(num_cpus=num_cpus, num_gpus=num_gpus, scheduling_strategy=on(i)).remote(
+                    process_command(command, coordinator, num_processes, i), cwd or os.getcwd(), None)
+                for i in range(num_processes)]
+
+        def forward(signum, frame):
+            del frame
+            stops.append(signum)
+            for ref in refs:  # The task SIGTERMs its process (ray_backend.execute).
+                ray.cancel(ref)
+
+        previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+        codes = []
+        for ref in refs:
+            try:
+                codes.append(ray.get(ref))
+            except ray.exceptions.TaskCancelledError:
+                codes.append(128 + signal.SIGTERM)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        remove_placement_group(group)
+        ray_backend.disconnect(ray, watcher)
+    failed = [i for i, code in enumerate(codes) if code]
+    if not failed:
+        return 0
+    code = codes[failed[0]]
+    if not stops:
+        print(f"launch: process {failed[0]} failed ({exit_description(code)}); rerun the same launch to "
+              "resume from the last checkpoint", file=sys.stderr)
     return 128 - code if code < 0 else code

@@ -8,6 +8,7 @@ stopped with SIGTERM, never killed outright, so it checkpoints first: when its t
 cancelled, and when its Ray worker dies (a killed sweep's raylet kills its workers).
 """
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -17,11 +18,13 @@ from research.sweeps import reaper
 from research.sweeps.launch import ROOT, Run
 
 
-def _execute(command: tuple[str, ...], cwd: str, log_file: str) -> int:
-    with open(log_file, "ab") as log:
+def execute(command: tuple[str, ...], cwd: str, log_file: str | None) -> int:
+    """A Ray task's body: runs `command` to its end, its output to `log_file` (None: the
+    worker's own output, which Ray shows on the driver); cancelling the task SIGTERMs it."""
+    with open(log_file, "ab") if log_file else contextlib.nullcontext() as log:
         # Its own session, out of the worker's process group that Ray kills with SIGKILL; and
         # SIGTERM when the worker dies.
-        child = subprocess.Popen(command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+        child = subprocess.Popen(command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT if log else None,
                                  start_new_session=True, preexec_fn=terminate_with_parent)
         try:
             return child.wait()
@@ -30,24 +33,38 @@ def _execute(command: tuple[str, ...], cwd: str, log_file: str) -> int:
             return child.wait()
 
 
+def connect(address: str | None, *, local_cpus: int | None = None, log_to_driver: bool = False):
+    """(ray, the watcher of a local Ray we started or None): joins the cluster at `address`, or
+    starts a local Ray that nothing of may outlive this process."""
+    import ray
+
+    watcher = None
+    if not ray.is_initialized():
+        local = {}
+        if address is None:
+            watcher = reaper.start(os.getpid())
+            # Its raylet would SIGKILL a dead worker's children: the run's SIGTERM comes first.
+            local = {"num_cpus": local_cpus, "_system_config": {"kill_child_processes_on_worker_exit": False}}
+        ray.init(address=address, include_dashboard=False, log_to_driver=log_to_driver, **local)
+    return ray, watcher
+
+
+def disconnect(ray, watcher) -> None:
+    """Shuts down the local Ray `connect` started (and lets its watcher clean up and exit)."""
+    if watcher is not None:
+        ray.shutdown()
+        watcher.stdin.close()
+        watcher.wait()
+
+
 class RayBackend:
     def __init__(self, address: str | None, *, num_cpus: float = 1, num_gpus: float = 0,
                  local_cpus: int | None = None):
-        import ray
-
-        self._reaper = None
-        if not ray.is_initialized():
-            local = {}
-            if address is None:  # Our own Ray: nothing of it may outlive this process.
-                self._reaper = reaper.start(os.getpid())
-                # Its raylet would SIGKILL a dead worker's children: the run's SIGTERM comes first.
-                local = {"num_cpus": local_cpus,
-                         "_system_config": {"kill_child_processes_on_worker_exit": False}}
-            ray.init(address=address, include_dashboard=False, log_to_driver=False, **local)
+        ray, self._reaper = connect(address, local_cpus=local_cpus)
         self._ray = ray
         cluster_cpus = ray.cluster_resources().get("CPU", 1)
         self.parallel = max(1, int(cluster_cpus // max(num_cpus, 1e-9)))  # Threads waiting on tasks.
-        self._task = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=0)(_execute)
+        self._task = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=0)(execute)
         self._pending = set()
 
     def execute(self, run: Run, log_file: str) -> int:
@@ -67,8 +84,5 @@ class RayBackend:
 
     def close(self) -> None:
         """Shuts down the Ray this backend started (and lets its watcher clean up and exit)."""
-        if self._reaper is not None:
-            self._ray.shutdown()
-            self._reaper.stdin.close()
-            self._reaper.wait()
-            self._reaper = None
+        disconnect(self._ray, self._reaper)
+        self._reaper = None

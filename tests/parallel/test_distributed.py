@@ -28,11 +28,12 @@ def environment(devices: int) -> dict:
     return env
 
 
-def launch(workdir: str, tfds_dir: str, *flags: str, program: str = "experiments.train") -> subprocess.Popen:
+def launch(workdir: str, tfds_dir: str, *flags: str, program: str = "experiments.train",
+           backend: str = "local") -> subprocess.Popen:
     data_flags = [f"--config.data.tfds_dir={tfds_dir}"] if program == "experiments.train" else []
     return subprocess.Popen(
-        [sys.executable, "scripts/launch.py", "--num_processes=2", "--", sys.executable, "-m",
-         program, *flags, f"--workdir={workdir}", *data_flags],
+        [sys.executable, "scripts/launch.py", "--num_processes=2", f"--backend={backend}", "--",
+         sys.executable, "-m", program, *flags, f"--workdir={workdir}", *data_flags],
         cwd=ROOT, env=environment(1), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -105,6 +106,14 @@ def test_two_processes_evaluate_a_checkpoint_as_the_run_did(two_processes):
         f"{two_processes}/results.json")
     for name in ("eval/test/loss", "eval/test/accuracy", "eval/test/f1"):
         assert evaluated[name] == pytest.approx(results[name], rel=1e-6), name
+
+
+def test_a_ray_placement_group_runs_the_processes_to_the_same_bits(two_processes, tfds_dir, tmp_path):
+    workdir = str(tmp_path / "ray")
+    launcher = launch(workdir, tfds_dir, *RUN, backend="ray")
+    output = finish(launcher)
+    assert launcher.returncode == 0, output[-3000:]
+    assert_same_run(two_processes, workdir)
 
 
 def test_sigterm_to_one_process_stops_both_at_one_step_and_the_rerun_ends_the_same(
