@@ -63,13 +63,17 @@ def exclusive(workdir: str):
     except BaseException as e:
         if _removed(workdir, descriptor):
             if isinstance(e, Exception):
-                raise UserError(f"workdir {workdir} was removed while the run was writing to it; "
-                                "what it held is gone: rerun to start the run again") from e
+                raise UserError(removed_message(workdir)) from e
         elif created and not os.listdir(workdir):
             os.rmdir(workdir)
         raise
     finally:
         os.close(descriptor)  # Releases the lock.
+
+
+def removed_message(workdir: str) -> str:
+    return (f"workdir {workdir} was removed while the run was writing to it; what it held is gone: "
+            "rerun to start the run again")
 
 
 def _removed(workdir: str, descriptor: int) -> bool:

@@ -6,6 +6,8 @@ so a resumed run continues with the batch an uninterrupted run would have seen n
 
 import os
 import shutil
+import sys
+import threading
 from typing import NamedTuple
 
 import grain
@@ -35,7 +37,10 @@ class Checkpoints:
     """Saves every so often and keeps the latest `keep` plus the best by `best_metric`."""
 
     def __init__(self, directory: str, *, keep: int = 3, best_metric: str = "",
-                 best_mode: str = "max", read_only: bool = False):
+                 best_mode: str = "max", read_only: bool = False, exit_if_removed: str = ""):
+        """`exit_if_removed`: while these checkpoints are open, a removal of the directory that
+        holds `directory` ends the process with this message as its error line: Orbax, saving
+        into a directory removed under it, can wait for ever (seen about one save in ten)."""
         self.directory = os.path.abspath(directory)
         policies = [_policies.LatestN(n=keep)]
         if best_metric:
@@ -52,6 +57,10 @@ class Checkpoints:
             cleanup_tmp_directories=not read_only)
         self._manager = ocp.CheckpointManager(self.directory, options=options)
         self._saving = None  # The step whose asynchronous save may still be running.
+        self._closed = threading.Event()
+        if exit_if_removed and not read_only:
+            threading.Thread(target=_exit_when_removed, args=(os.path.dirname(self.directory),
+                             exit_if_removed, self._closed), daemon=True, name="removal-watch").start()
 
     def steps(self) -> list[int]:
         return sorted(self._manager.all_steps())
@@ -163,6 +172,7 @@ class Checkpoints:
         try:
             self.wait()
         finally:
+            self._closed.set()
             self._manager.close()
 
     def __enter__(self) -> "Checkpoints":
@@ -176,6 +186,22 @@ class Checkpoints:
             self.close()
         except Exception as close_error:
             logging.warning("while stopping on an error: %s", close_error)
+
+
+def _exit_when_removed(directory: str, message: str, closed: threading.Event) -> None:
+    """Ends the process with `message` once `directory` is gone (or replaced by another at its
+    path). The run cannot go on without it, and the main thread may be stuck inside Orbax, so
+    neither an exception nor a normal exit (which waits for Orbax's threads) would end it."""
+    held = os.stat(directory)
+    while not closed.wait(0.5):
+        try:
+            gone = not os.path.samestat(held, os.stat(directory))
+        except FileNotFoundError:
+            gone = True
+        if gone and not closed.is_set():
+            sys.stderr.write(f"error: {message}\n")
+            sys.stderr.flush()
+            os._exit(1)
 
 
 def latest_params(workdir: str, which: str = "latest") -> tuple[int, dict]:

@@ -169,7 +169,8 @@ def start_or_resume(config, experiment: Experiment, group: Group, state, batches
             text.save_with_run(experiment.tokenizer_file, workdir)
     checkpoints = checkpoint.Checkpoints(  # A group's checkpoint serves resumes only: no best.
         group.checkpoint_dir, keep=config.train.keep, best_mode=config.train.best_mode,
-        best_metric="" if group.stacked else config.train.best_metric)
+        best_metric="" if group.stacked else config.train.best_metric,
+        exit_if_removed="" if group.stacked else workdir_lib.removed_message(group.workdirs[0]))
     restored = checkpoints.restore_latest_good(checkpoint.abstract_like(state), batches)
     if restored is not None:
         return restored.state, Progress.from_json(restored.loop_state, len(group.workdirs)), checkpoints
