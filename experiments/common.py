@@ -165,8 +165,9 @@ def _exit_with_error(message: str) -> None:
 
 
 def _joined_others() -> bool:
-    distributed = sys.modules.get("research.parallel.distributed")
-    return distributed is not None and distributed.joined()
+    """Whether this process joined a distributed runtime (asked without importing JAX)."""
+    jax = sys.modules.get("jax")
+    return jax is not None and jax.distributed.is_initialized()
 
 
 def summary_line(results: dict) -> str:

@@ -80,8 +80,13 @@ def _removed(workdir: str, descriptor: int) -> bool:
     """Whether the directory held through `descriptor` was removed (a library may have made a
     new one at the same path since)."""
     held = os.fstat(descriptor)
+    return held.st_nlink == 0 or gone(workdir, held)
+
+
+def gone(path: str, held: os.stat_result) -> bool:
+    """Whether the file or directory `held` (its stat) is no longer at `path`."""
     try:
-        return held.st_nlink == 0 or not os.path.samestat(held, os.stat(workdir))
+        return not os.path.samestat(held, os.stat(path))
     except FileNotFoundError:
         return True
 

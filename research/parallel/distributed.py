@@ -69,16 +69,6 @@ def initialize(launch: Launch) -> None:
         raise UserError(f"cannot join the run's other processes ({first_line}); check that every "
                         "process was started with the same --coordinator_address and --num_processes "
                         "and a distinct --process_id") from e
-    global _joined
-    _joined = True
-
-
-_joined = False
-
-
-def joined() -> bool:
-    """Whether this process joined others through `initialize` (without starting JAX's backends)."""
-    return _joined
 
 
 def is_primary() -> bool:

@@ -42,16 +42,14 @@ def _relay(process_id: int, stream, out) -> None:
         out.flush()
 
 
-def run_local(command: list[str], num_processes: int, *, port: int = 0, grace_s: float = 60.0,
-              env: dict | None = None) -> int:
+def run_local(command: list[str], num_processes: int, *, port: int = 0, grace_s: float = 60.0) -> int:
     """Runs `command` as `num_processes` processes of one run; returns 0 when all finished, else
     the exit code of the first process to fail (128 + N for a signal, as a shell reports it)."""
     address = f"127.0.0.1:{port or free_port()}"
     children = [
         # Own sessions: a Ctrl-C reaches them only through the launcher, once.
         subprocess.Popen(process_command(command, address, num_processes, i), stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=terminate_with_parent,
-                         env=env)
+                         stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=terminate_with_parent)
         for i in range(num_processes)]
     relays = [threading.Thread(target=_relay, args=(i, child.stdout, sys.stdout.buffer), daemon=True)
               for i, child in enumerate(children)]
@@ -96,12 +94,17 @@ def run_local(command: list[str], num_processes: int, *, port: int = 0, grace_s:
         killed_from_outside = children[i].returncode < 0 and children[i].returncode != -signal.SIGABRT
         return not killed_from_outside, ended[i]
 
-    first_failure = children[min(failed, key=cause_first)]
-    code = first_failure.returncode
-    if not stops:  # Not stopped by us: say which process ended the run, and how.
-        print(f"launch: process {children.index(first_failure)} ended first ({exit_description(code)}); "
-              "the others stopped with it; rerun the same launch to resume from the last checkpoint",
-              file=sys.stderr)
+    cause = min(failed, key=cause_first)
+    return _outcome(cause, children[cause].returncode, stopped=bool(stops), what="ended first")
+
+
+def _outcome(process_id: int, code: int, *, stopped: bool, what: str) -> int:
+    """The launcher's exit code for a run that `process_id` ended with `code` (128 + N for a
+    signal, as a shell reports it); unless the launcher stopped the run itself, it says which
+    process ended it and how."""
+    if not stopped:
+        print(f"launch: process {process_id} {what} ({exit_description(code)}); the others stopped "
+              "with it; rerun the same launch to resume from the last checkpoint", file=sys.stderr)
     return 128 - code if code < 0 else code
 
 
@@ -160,8 +163,4 @@ def run_on_ray(command: list[str], num_processes: int, *, address: str | None = 
     failed = [i for i, code in enumerate(codes) if code]
     if not failed:
         return 0
-    code = codes[failed[0]]
-    if not stops:
-        print(f"launch: process {failed[0]} failed ({exit_description(code)}); rerun the same launch to "
-              "resume from the last checkpoint", file=sys.stderr)
-    return 128 - code if code < 0 else code
+    return _outcome(failed[0], codes[failed[0]], stopped=bool(stops), what="failed")

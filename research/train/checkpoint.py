@@ -18,6 +18,7 @@ from absl import logging
 from flax import traverse_util
 
 from research import errors
+from research import workdir as workdir_lib
 from research.errors import UserError
 
 _policies = ocp.checkpoint_managers
@@ -194,11 +195,7 @@ def _exit_when_removed(directory: str, message: str, closed: threading.Event) ->
     neither an exception nor a normal exit (which waits for Orbax's threads) would end it."""
     held = os.stat(directory)
     while not closed.wait(0.5):
-        try:
-            gone = not os.path.samestat(held, os.stat(directory))
-        except FileNotFoundError:
-            gone = True
-        if gone and not closed.is_set():
+        if workdir_lib.gone(directory, held) and not closed.is_set():
             sys.stderr.write(f"error: {message}\n")
             sys.stderr.flush()
             os._exit(1)
