@@ -26,6 +26,12 @@ def base_config() -> ml_collections.ConfigDict:
     config.data.files = ""
     config.data.text_field = "text"
     config.data.test_fraction = 0.05  # Of the documents, held out as the test split.
+    # auto | true | false: hold each split in memory, or stream it from its prepared files
+    # (research/data/sources.py); auto holds splits of at most in_memory_max_gb on disk.
+    # The batches, and so the results, are the same either way.
+    config.data.in_memory = "auto"
+    config.data.in_memory_max_gb = 4.0
+    config.data.workers = 0  # Grain worker processes gathering training batches (0: a thread).
 
     config.model = mlp_model()
 

@@ -19,7 +19,8 @@ from research.errors import UserError
 
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "grain", "tensorflow-datasets",
             "numpy", "ml-collections", "absl-py")
-LAYOUT_PREFIX = "mesh."  # Config fields that only place arrays on devices.
+# Config fields that change where arrays lie or how data is read, never a number.
+RUNTIME_FIELDS = ("mesh.", "data.in_memory", "data.workers")
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -105,10 +106,11 @@ def prepare(workdir: str, config_dict: dict, *, allow_config_change: bool = Fals
         with open(path) as f:
             old = json.load(f)
         diffs = _config_diff(old, config_json)
-        if diffs and all(diff.startswith(LAYOUT_PREFIX) for diff in diffs):
-            # Where arrays lie changes no number beyond float rounding: the run continues on the
-            # new layout (checkpoints restore onto any mesh) and config.json says which it is.
-            logging.info("workdir %s: continuing on another layout (%s)", workdir, "; ".join(diffs))
+        if diffs and all(diff.startswith(RUNTIME_FIELDS) for diff in diffs):
+            # Where arrays lie changes no number beyond float rounding, how data is read none:
+            # the run continues (checkpoints restore onto any mesh) and config.json says how.
+            logging.info("workdir %s: continuing with another layout or data reading (%s)", workdir,
+                         "; ".join(diffs))
             if write:
                 write_json(path, config_json)
             return

@@ -13,7 +13,9 @@ measures in one run:
   - with --torch (the `bench` extra, `scripts/setup.sh --bench`): the PyTorch twin of the
     model (scripts/bench_torch.py), timed in windows alternating with ours so that load from
     other processes falls on both alike; --torch_compile adds torch.compile;
-  - the input pipeline alone: pipeline.train_batches + sharding.put_batch, no step;
+  - the input pipeline alone: pipeline.train_batches + sharding.put_batch, no step; with
+    --streamed_workers=N (repeatable), also with the split streamed from disk and N Grain
+    worker processes;
   - end to end: research.train.loop.train_and_evaluate in a temporary workdir at the config's
     log, eval and checkpoint cadence, over a span of steps that holds one evaluation and
     checkpoint (timed from the TensorBoard wall times of the first and last train log rows,
@@ -67,6 +69,9 @@ flags.DEFINE_integer("warmup_steps", 5, "Untimed steps before the windows.")
 flags.DEFINE_bool("torch", False, "Time the PyTorch twin of each model beside ours.")
 flags.DEFINE_bool("torch_compile", False, "Also time the PyTorch twin under torch.compile.")
 flags.DEFINE_bool("pipeline", True, "Time the input pipeline alone.")
+flags.DEFINE_multi_integer("streamed_workers", [], "Also time the input pipeline with the split "
+                           "streamed from disk (data.in_memory=false), with each of these numbers "
+                           "of Grain worker processes.")
 flags.DEFINE_integer("e2e_steps", 0, "Steps of the end-to-end run; 0: enough for one evaluation "
                      "period between two log rows. -1: skip.")
 flags.DEFINE_integer("profile_steps", 0, "Steps to trace for the per-op profile; 0: none.")
@@ -187,11 +192,11 @@ class JaxSteps:
 class PipelineBatches:
     """`batches(n)` takes n batches of the training stream onto the devices, no step."""
 
-    def __init__(self, exp, batch_size: int):
+    def __init__(self, exp, batch_size: int, workers: int = 0):
         from research.data import pipeline
 
         self.iterator = pipeline.train_batches(exp.train_data.arrays, batch_size=batch_size, seed=0,
-                                               augment=exp.augment)
+                                               augment=exp.augment, workers=workers)
         self.mesh = exp.mesh
 
     def __call__(self, n: int) -> int:
@@ -364,6 +369,22 @@ def end_to_end(config, steps_per_epoch: int) -> dict:
             "loop_examples_per_sec_manifest": session.get("train_examples_per_sec"), "wall_s": wall_s}
 
 
+def streamed_pipeline(config, batch_size: int) -> dict[str, dict]:
+    """The input pipeline alone with the training split streamed from its prepared files
+    (data.in_memory=false), for each of --streamed_workers."""
+    from research.train import experiment
+
+    config = copy.deepcopy(config)
+    config.data.in_memory = "false"
+    streamed = experiment.build(config)  # Text: writes the token files on first use.
+    rates = {}
+    for workers in FLAGS.streamed_workers:
+        runner = PipelineBatches(streamed, batch_size, workers=workers)
+        rates[str(workers)] = timed_windows({"streamed": runner}, batch_size)["streamed"]
+        runner.iterator.close()
+    return rates
+
+
 def bench(spec: str) -> dict:
     from research import tasks
     from research.data import pipeline
@@ -418,6 +439,8 @@ def bench(spec: str) -> dict:
     if FLAGS.pipeline:
         row["pipeline"] = timed_windows({"pipeline": PipelineBatches(exp, batch_size)},
                                         batch_size)["pipeline"]
+    if FLAGS.pipeline and FLAGS.streamed_workers and has_real_data:
+        row["pipeline_streamed"] = streamed_pipeline(config, batch_size)
     if FLAGS.profile_steps:
         row["profile"] = op_profile(ours.compiled, ours, FLAGS.profile_steps)
     if has_real_data and FLAGS.e2e_steps >= 0:
@@ -499,6 +522,10 @@ def _rate(measured: dict | None) -> str:
     return "–" if not measured else f"{measured['examples_per_sec']:,.0f}"
 
 
+def _spread(measured: dict) -> str:
+    return f"{measured['examples_per_sec']:,.0f} [{measured['min']:,.0f}, {measured['max']:,.0f}]"
+
+
 def _ratio(ours: dict, theirs: dict | None) -> str:
     return "–" if not theirs else f"{ours['examples_per_sec'] / theirs['examples_per_sec']:.2f}×"
 
@@ -545,6 +572,18 @@ def markdown(report: dict) -> str:
                f"| steps {e2e['span'][0]}–{e2e['span'][1]}, {e2e['evaluations_in_span']} eval, "
                f"{e2e.get('compile_s_in_span', 0):.1f} s compiling left out |"
                if e2e else "| – | – | – |"))
+    streamed_rows = [r for r in report["results"] if "pipeline_streamed" in r]
+    if streamed_rows:
+        workers = list(streamed_rows[0]["pipeline_streamed"])
+        lines += ["", "Input pipeline alone, the split in memory and streamed from its prepared files "
+                  "(examples/s, the median window [min, max]), beside the train step it feeds", "",
+                  "| config | train step | in memory | "
+                  + " | ".join(f"streamed, {w} workers" for w in workers) + " |",
+                  "| --- | --- | --- | " + " | ".join("---" for _ in workers) + " |"]
+        for r in streamed_rows:
+            cells = [_rate(r["step"]), _rate(r.get("pipeline"))] + [_spread(r["pipeline_streamed"][w])
+                                                                      for w in workers]
+            lines.append(f"| {r['config']} | " + " | ".join(cells) + " |")
     lm_rows = [r for r in report["results"] if "lm" in r]
     if lm_rows:
         peak_name = "the chip's dense bfloat16 peak" if m.get("vendor_peak_tflops") else "the matmul peak"

@@ -1,8 +1,11 @@
-"""A dataset's splits: prepared through TFDS as array_record, then held in memory.
+"""A dataset's splits: prepared through TFDS as array_record, then held in memory or streamed.
 
-The datasets used here fit in memory many times over, and decoding records one at a time
-runs far slower than the train step consumes them, so each split is read once with
-`tfds.data_source` and kept as numpy arrays; the pipeline shuffles and batches indices.
+Decoding records one at a time runs far slower than a small model's train step consumes them,
+so a split that fits (`data.in_memory`, by default up to `data.in_memory_max_gb` on disk) is
+read once with `tfds.data_source` and kept as numpy arrays. A larger one stays on disk
+(columns.Records): the pipeline decodes each batch's rows when it needs them, in Grain worker
+processes (`data.workers`). Either way the pipeline shuffles and batches indices, in the same
+order.
 """
 
 import contextlib
@@ -19,7 +22,7 @@ import zlib
 import numpy as np
 from absl import logging
 
-from research.data import registry
+from research.data import columns, registry
 from research.errors import UserError
 
 _READ_CHUNK = 4096
@@ -27,7 +30,8 @@ _READ_CHUNK = 4096
 
 @dataclasses.dataclass(frozen=True)
 class Split:
-    """One split in memory: every feature of the dataset as one array of N rows.
+    """One split: every feature of the dataset as one array of N rows, in memory, or streamed
+    (a columns.Records or columns.MappedArray per column, read by row when a batch needs it).
 
     "label" int32 [N], and by dataset: "image" uint8 [N,H,W,C] (digits, Fashion-MNIST, MNIST,
     CIFAR-10), "signal" float32 [N,L,C] (MNIST-1D: L=40, C=1), "text" object [N] of Python
@@ -39,7 +43,7 @@ class Split:
     class_names: tuple[str, ...]
 
     def __len__(self) -> int:
-        return len(self.arrays["label"])
+        return self.arrays["label"].shape[0]
 
 
 def _unresolvable_download_hosts(builder) -> list[str]:
@@ -122,15 +126,30 @@ def prepared_builder(data_config):
 
 
 def load_split(data_config, split: str) -> Split:
-    """Reads one split of the configured dataset into memory."""
+    """One split of the configured dataset: read into memory, or streamed from its prepared
+    files (columns.Records) when `in_memory(data_config, ...)` says so."""
     builder = prepared_builder(data_config)
     if split not in builder.info.splits:
         raise UserError(
             f"dataset {data_config.name!r} has no split {split!r}; "
             f"it has {sorted(builder.info.splits)}")
     label_feature = builder.info.features["label"]
-    return Split(arrays=_decoded_arrays(builder, split), num_classes=label_feature.num_classes,
-                 class_names=tuple(label_feature.names))
+    if in_memory(data_config, builder.info.splits[split].num_bytes):
+        arrays = _decoded_arrays(builder, split)
+    else:
+        arrays = columns.Records(builder, split, skipped=_SKIPPED_FEATURES)
+    return Split(arrays=arrays, num_classes=label_feature.num_classes, class_names=tuple(label_feature.names))
+
+
+def in_memory(data_config, num_bytes: int) -> bool:
+    """Whether a split of `num_bytes` prepared bytes is held in memory: `data.in_memory`
+    true or false, or with "auto" when it is at most `data.in_memory_max_gb`."""
+    choice = str(data_config.get("in_memory", "auto")).lower()  # Runs older than the field: auto.
+    if choice not in ("auto", "true", "false"):
+        raise UserError(f"data.in_memory={data_config.in_memory!r}; use auto, true or false")
+    if choice == "auto":
+        return num_bytes <= data_config.get("in_memory_max_gb", 4.0) * 2**30
+    return choice == "true"
 
 
 def _decoded_arrays(builder, split: str) -> dict[str, np.ndarray]:
@@ -145,26 +164,27 @@ def _decoded_arrays(builder, split: str) -> dict[str, np.ndarray]:
     pickle); the text datasets used here are small.
     """
     cache_path = os.path.join(builder.data_dir, f"decoded-{split}.npz")
-    fingerprint = _fingerprint(builder.info.splits[split].filepaths)
+    files = fingerprint(builder.info.splits[split].filepaths)
     with contextlib.suppress(OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
         with np.load(cache_path, allow_pickle=False) as cached:
-            if str(cached[_FINGERPRINT_KEY]) == fingerprint:
+            if str(cached[_FINGERPRINT_KEY]) == files:
                 return {name: cached[name] for name in cached.files if name != _FINGERPRINT_KEY}
     source = builder.as_data_source(split=split)
     examples = []
     for start in range(0, len(source), _READ_CHUNK):
         examples.extend(source.__getitems__(range(start, min(start + _READ_CHUNK, len(source)))))
-    arrays = {name: _column(feature, [e[name] for e in examples])
+    arrays = {name: column(feature, [e[name] for e in examples])
               for name, feature in builder.info.features.items() if name not in _SKIPPED_FEATURES}
     if all(array.dtype != object for array in arrays.values()):
-        _write_atomically(cache_path, {**arrays, _FINGERPRINT_KEY: np.asarray(fingerprint)})
+        _write_atomically(cache_path, {**arrays, _FINGERPRINT_KEY: np.asarray(files)})
     return arrays
 
 
 _FINGERPRINT_KEY = "__fingerprint__"
 
 
-def _fingerprint(paths) -> str:
+def fingerprint(paths) -> str:
+    """The names, sizes and modification times of `paths`: changes when any file does."""
     stats = [(os.fspath(path), os.stat(path)) for path in paths]
     return ";".join(f"{os.path.basename(p)}:{s.st_size}:{s.st_mtime_ns}" for p, s in sorted(stats))
 
@@ -188,16 +208,24 @@ def _write_atomically(path: str, arrays: dict[str, np.ndarray]) -> None:
             os.remove(temporary)
 
 
-def _column(feature, values: list) -> np.ndarray:
+def column(feature, values: list) -> np.ndarray:
     """One feature's values as an array: labels int32, images uint8, strings `str`."""
+    dtype = feature_dtype(feature)
+    if dtype.kind == "O":  # TFDS hands strings back as UTF-8 bytes.
+        array = np.empty(len(values), dtype=object)
+        array[:] = [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values]
+        return array
+    return np.stack(values).astype(dtype) if len(values) else np.zeros((0, *feature.shape), dtype)
+
+
+def feature_dtype(feature) -> np.dtype:
+    """The dtype a feature's column has here."""
     import tensorflow_datasets as tfds
 
     if isinstance(feature, tfds.features.ClassLabel):
-        return np.asarray(values, dtype=np.int32)
+        return np.dtype(np.int32)
     if isinstance(feature, tfds.features.Image):
-        return np.stack(values).astype(np.uint8)
-    if np.dtype(feature.np_dtype).kind in "OSU":  # TFDS hands strings back as UTF-8 bytes.
-        column = np.empty(len(values), dtype=object)
-        column[:] = [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values]
-        return column
-    return np.stack(values).astype(feature.np_dtype)
+        return np.dtype(np.uint8)
+    if np.dtype(feature.np_dtype).kind in "OSU":
+        return np.dtype(object)
+    return np.dtype(feature.np_dtype)

@@ -8,12 +8,14 @@ training texts, kept beside the prepared dataset so every run of that dataset an
 size shares it (training is deterministic, so this only saves time).
 """
 
+import hashlib
 import os
 import shutil
+from collections.abc import Iterator
 
 import numpy as np
 
-from research.data import sources, tokenizer
+from research.data import columns, sources, tokenizer
 from research.data.sources import Split
 from research.errors import UserError
 
@@ -52,6 +54,26 @@ def save_with_run(path: str, workdir: str) -> None:
         os.replace(target + ".tmp", target)
 
 
+def texts(split: Split) -> Iterator[str]:
+    """The split's texts in order, read a chunk at a time when it is streamed."""
+    if not isinstance(split.arrays, columns.Records):
+        yield from split.arrays["text"]
+        return
+    for start in range(0, len(split), _CHUNK):
+        yield from split.arrays.take(np.arange(start, min(start + _CHUNK, len(split))))["text"]
+
+
+_CHUNK = 4096  # Texts read and tokenized at a time when streaming.
+
+
+def as_inputs(split: Split, tok, max_len: int, *, language_model: bool) -> Split:
+    """The split's texts as token arrays: `windows` for a language model, else `examples`; on
+    disk (`windows_on_disk`, `examples_on_disk`) when the split is streamed."""
+    if isinstance(split.arrays, columns.Records):
+        return (windows_on_disk if language_model else examples_on_disk)(split, tok, max_len)
+    return (windows if language_model else examples)(split, tok, max_len)
+
+
 def examples(split: Split, tok, max_len: int) -> Split:
     """One example a text: BOS then its first max_len - 1 tokens, padded; `token_mask` marks
     real tokens. For classifiers."""
@@ -73,3 +95,83 @@ def windows(split: Split, tok, max_len: int) -> Split:
     return Split(arrays={"tokens": tokens.reshape(count, max_len), "token_mask": mask.reshape(count, max_len),
                          "label": np.zeros(count, np.int32)},
                  num_classes=tok.vocab_size, class_names=())
+
+
+def windows_on_disk(split: Split, tok, max_len: int) -> Split:
+    """`windows` of a streamed split, the same arrays, kept in files beside the prepared
+    dataset and memory-mapped: the texts are tokenized a chunk at a time, once per split,
+    tokenizer and max_len (later runs map the files)."""
+    records = split.arrays
+    base = _derived_path(records, tok, f"windows{max_len}")
+    with sources.exclusive(base + ".lock"):  # Parallel runs and processes write it once.
+        if not os.path.exists(base + ".tokens"):
+            with open(base + ".tokens.tmp", "wb") as f:
+                for start in range(0, len(split), _CHUNK):
+                    chunk = records.take(np.arange(start, min(start + _CHUNK, len(split))))["text"]
+                    for ids in tok.encode_ids(list(chunk), add_bos=True, add_eos=True):
+                        f.write(ids.astype(np.int32).tobytes())
+                length = f.tell() // 4
+                f.write(np.full(-length % max_len, tok.pad_id, np.int32).tobytes())
+            with open(base + ".length", "w") as f:
+                f.write(str(length))
+            os.replace(base + ".tokens.tmp", base + ".tokens")  # Written last: marks it complete.
+    with open(base + ".length") as f:
+        length = int(f.read())
+    count = -(-length // max_len)
+    mask = _WindowMask(count, max_len, length)
+    return Split(arrays={"tokens": columns.MappedArray(base + ".tokens", np.int32, (count, max_len)),
+                         "token_mask": mask, "label": np.zeros(count, np.int32)},
+                 num_classes=tok.vocab_size, class_names=())
+
+
+class _WindowMask:
+    """token_mask of windows cut from a stream of `length` tokens: True before the padding.
+    Computed from row numbers, so a streamed corpus keeps no mask in memory or on disk."""
+
+    dtype = np.dtype(bool)
+
+    def __init__(self, count: int, max_len: int, length: int):
+        self.shape, self._length = (count, max_len), length
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows) -> np.ndarray:
+        rows = np.arange(self.shape[0])[rows]
+        return rows[..., None] * self.shape[1] + np.arange(self.shape[1]) < self._length
+
+
+def examples_on_disk(split: Split, tok, max_len: int) -> Split:
+    """`examples` of a streamed split, the same arrays, kept in files beside the prepared
+    dataset and memory-mapped (see `windows_on_disk`)."""
+    records, count = split.arrays, len(split)
+    base = _derived_path(records, tok, f"examples{max_len}")
+    shape = (count, max_len)
+    with sources.exclusive(base + ".lock"):
+        if not os.path.exists(base + ".tokens"):
+            tokens = np.memmap(base + ".tokens.tmp", np.int32, "w+", shape=shape)
+            mask = np.memmap(base + ".mask.tmp", bool, "w+", shape=shape)
+            labels = np.memmap(base + ".label.tmp", np.int32, "w+", shape=(count,))
+            for start in range(0, count, _CHUNK):
+                stop = min(start + _CHUNK, count)
+                chunk = records.take(np.arange(start, stop))
+                tokens[start:stop], mask[start:stop] = tok.encode(list(chunk["text"]), max_len, add_bos=True)
+                labels[start:stop] = chunk["label"]
+            for array in (tokens, mask, labels):
+                array.flush()
+            del tokens, mask, labels
+            for part in ("mask", "label", "tokens"):  # Tokens last: marks the set complete.
+                os.replace(f"{base}.{part}.tmp", f"{base}.{part}")
+    return Split(arrays={"tokens": columns.MappedArray(base + ".tokens", np.int32, shape),
+                         "token_mask": columns.MappedArray(base + ".mask", bool, shape),
+                         "label": columns.MappedArray(base + ".label", np.int32, (count,))},
+                 num_classes=split.num_classes, class_names=split.class_names)
+
+
+def _derived_path(records: columns.Records, tok, kind: str) -> str:
+    """Where token arrays made from `records` with `tok` are kept: named by the prepared files'
+    and the tokenizer's fingerprints, so a changed corpus or tokenizer makes new ones."""
+    digest = hashlib.sha256(tok.serialized()).hexdigest()[:12]
+    directory = os.path.join(records.directory, "tokens")
+    os.makedirs(directory, exist_ok=True)
+    return os.path.join(directory, f"{records.split}-{records.fingerprint}-{digest}-{kind}")

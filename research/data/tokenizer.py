@@ -29,6 +29,10 @@ class Tokenizer:
     def __init__(self, processor: spm.SentencePieceProcessor):
         self._processor = processor
 
+    def serialized(self) -> bytes:
+        """The model file's bytes: what identifies this tokenizer."""
+        return self._processor.serialized_model_proto()
+
     @property
     def vocab_size(self) -> int:
         return self._processor.get_piece_size()

@@ -50,12 +50,12 @@ def build(config, workdir: str | None = None) -> Experiment:
     eval_data = sources.load_split(config.data, config.eval.split)
     tokenizer_file, vocab_size = None, None
     if "text" in train_data.arrays:
-        tokenizer_file = text.tokenizer_path(config.data, train_data.arrays["text"], workdir=workdir,
+        tokenizer_file = text.tokenizer_path(config.data, text.texts(train_data), workdir=workdir,
                                              init_from=config.init_from)
         tok = tokenizer.load(tokenizer_file)
-        as_inputs = text.windows if config.model.name in tasks.LANGUAGE_MODELS else text.examples
-        train_data = as_inputs(train_data, tok, config.data.max_len)
-        eval_data = as_inputs(eval_data, tok, config.data.max_len)
+        language_model = config.model.name in tasks.LANGUAGE_MODELS
+        train_data = text.as_inputs(train_data, tok, config.data.max_len, language_model=language_model)
+        eval_data = text.as_inputs(eval_data, tok, config.data.max_len, language_model=language_model)
         vocab_size = tok.vocab_size
     steps_per_epoch = math.ceil(len(train_data) / config.data.batch_size)
     total_steps = config.train.steps or round(config.train.epochs * steps_per_epoch)

@@ -54,10 +54,11 @@ def train_and_evaluate(config, workdir: str, *, allow_config_change: bool = Fals
     group = Group([workdir], [config], os.path.join(workdir, "checkpoints"))
     batches = pipeline.train_batches(
         experiment.train_data.arrays, batch_size=config.data.batch_size, seed=config.seed,
-        augment=experiment.augment, rows=sharding.process_rows(experiment.mesh, config.data.batch_size))
+        augment=experiment.augment, rows=sharding.process_rows(experiment.mesh, config.data.batch_size),
+        workers=config.data.workers)
     steps = jit_steps(experiment, config.seed, state, config.train.steps_per_call)
     # Held until the last save has finished; with several processes, they stop together.
-    with StopRequest(synced=jax.process_count() > 1) as stop:
+    with contextlib.closing(batches), StopRequest(synced=jax.process_count() > 1) as stop:
         results, _ = train(config, experiment, group, state, steps, batches, stop,
                            allow_config_change=allow_config_change)
     return results[0]

@@ -135,8 +135,8 @@ def test_decoded_split_is_cached_and_decoded_again_when_stale_or_corrupt(idx_dir
     path, _ = idx_dir
     config = fashion_config(path, tmp_path / "tfds")
     decoded = []
-    column = sources._column
-    monkeypatch.setattr(sources, "_column", lambda *a: decoded.append(1) or column(*a))
+    column = sources.column
+    monkeypatch.setattr(sources, "column", lambda *a: decoded.append(1) or column(*a))
 
     def load():
         decoded.clear()
