@@ -16,6 +16,7 @@ receiving a copy of the data.
 
 import dataclasses
 import hashlib
+import os
 from collections.abc import Mapping
 
 import numpy as np
@@ -37,13 +38,11 @@ class Records(Mapping):
     decodes those rows of every feature."""
 
     def __init__(self, builder, split: str, skipped: tuple[str, ...] = ()):
-        from research.data import sources
-
         self._builder, self._split = builder, split
         self._features = {name: feature for name, feature in builder.info.features.items()
                           if name not in skipped}
         count = builder.info.splits[split].num_examples
-        self._columns = {name: Column((count, *_shape(feature)), sources.feature_dtype(feature))
+        self._columns = {name: Column((count, *_shape(feature)), feature_dtype(feature))
                          for name, feature in self._features.items()}
         self._source = None
 
@@ -59,10 +58,8 @@ class Records(Mapping):
     @property
     def fingerprint(self) -> str:
         """Names this split's prepared files as they are now (paths, sizes, modification times)."""
-        from research.data import sources
-
         paths = self._builder.info.splits[self._split].filepaths
-        return hashlib.sha256(sources.fingerprint(paths).encode()).hexdigest()[:12]
+        return hashlib.sha256(fingerprint(paths).encode()).hexdigest()[:12]
 
     def __getitem__(self, name: str) -> Column:
         return self._columns[name]
@@ -75,12 +72,10 @@ class Records(Mapping):
 
     def take(self, indices) -> dict[str, np.ndarray]:
         """Rows `indices` of every feature, decoded, in the order given."""
-        from research.data import sources
-
         if self._source is None:
             self._source = self._builder.as_data_source(split=self._split)
         examples = self._source.__getitems__([int(i) for i in indices])
-        return {name: sources.column(feature, [e[name] for e in examples])
+        return {name: column(feature, [e[name] for e in examples])
                 for name, feature in self._features.items()}
 
     def __getstate__(self):  # Workers open their own source.
@@ -109,6 +104,35 @@ def take(arrays: Mapping, indices: np.ndarray) -> dict[str, np.ndarray]:
     if isinstance(arrays, Records):
         return arrays.take(indices)
     return {name: np.asarray(values[indices]) for name, values in arrays.items()}
+
+
+def column(feature, values: list) -> np.ndarray:
+    """One feature's values as an array: labels int32, images uint8, strings `str`."""
+    dtype = feature_dtype(feature)
+    if dtype.kind == "O":  # TFDS hands strings back as UTF-8 bytes.
+        array = np.empty(len(values), dtype=object)
+        array[:] = [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values]
+        return array
+    return np.stack(values).astype(dtype) if len(values) else np.zeros((0, *feature.shape), dtype)
+
+
+def feature_dtype(feature) -> np.dtype:
+    """The dtype a feature's column has here."""
+    import tensorflow_datasets as tfds
+
+    if isinstance(feature, tfds.features.ClassLabel):
+        return np.dtype(np.int32)
+    if isinstance(feature, tfds.features.Image):
+        return np.dtype(np.uint8)
+    if np.dtype(feature.np_dtype).kind in "OSU":
+        return np.dtype(object)
+    return np.dtype(feature.np_dtype)
+
+
+def fingerprint(paths) -> str:
+    """The names, sizes and modification times of `paths`: changes when any file does."""
+    stats = [(os.fspath(path), os.stat(path)) for path in paths]
+    return ";".join(f"{os.path.basename(p)}:{s.st_size}:{s.st_mtime_ns}" for p, s in sorted(stats))
 
 
 def _shape(feature) -> tuple[int, ...]:

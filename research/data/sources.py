@@ -164,7 +164,7 @@ def _decoded_arrays(builder, split: str) -> dict[str, np.ndarray]:
     pickle); the text datasets used here are small.
     """
     cache_path = os.path.join(builder.data_dir, f"decoded-{split}.npz")
-    files = fingerprint(builder.info.splits[split].filepaths)
+    files = columns.fingerprint(builder.info.splits[split].filepaths)
     with contextlib.suppress(OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
         with np.load(cache_path, allow_pickle=False) as cached:
             if str(cached[_FINGERPRINT_KEY]) == files:
@@ -173,7 +173,7 @@ def _decoded_arrays(builder, split: str) -> dict[str, np.ndarray]:
     examples = []
     for start in range(0, len(source), _READ_CHUNK):
         examples.extend(source.__getitems__(range(start, min(start + _READ_CHUNK, len(source)))))
-    arrays = {name: column(feature, [e[name] for e in examples])
+    arrays = {name: columns.column(feature, [e[name] for e in examples])
               for name, feature in builder.info.features.items() if name not in _SKIPPED_FEATURES}
     if all(array.dtype != object for array in arrays.values()):
         _write_atomically(cache_path, {**arrays, _FINGERPRINT_KEY: np.asarray(files)})
@@ -181,12 +181,6 @@ def _decoded_arrays(builder, split: str) -> dict[str, np.ndarray]:
 
 
 _FINGERPRINT_KEY = "__fingerprint__"
-
-
-def fingerprint(paths) -> str:
-    """The names, sizes and modification times of `paths`: changes when any file does."""
-    stats = [(os.fspath(path), os.stat(path)) for path in paths]
-    return ";".join(f"{os.path.basename(p)}:{s.st_size}:{s.st_mtime_ns}" for p, s in sorted(stats))
 
 
 def _write_atomically(path: str, arrays: dict[str, np.ndarray]) -> None:
@@ -206,26 +200,3 @@ def _write_atomically(path: str, arrays: dict[str, np.ndarray]) -> None:
         logging.warning("not caching the decoded split at %s: %s", path, e)
         with contextlib.suppress(OSError):
             os.remove(temporary)
-
-
-def column(feature, values: list) -> np.ndarray:
-    """One feature's values as an array: labels int32, images uint8, strings `str`."""
-    dtype = feature_dtype(feature)
-    if dtype.kind == "O":  # TFDS hands strings back as UTF-8 bytes.
-        array = np.empty(len(values), dtype=object)
-        array[:] = [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values]
-        return array
-    return np.stack(values).astype(dtype) if len(values) else np.zeros((0, *feature.shape), dtype)
-
-
-def feature_dtype(feature) -> np.dtype:
-    """The dtype a feature's column has here."""
-    import tensorflow_datasets as tfds
-
-    if isinstance(feature, tfds.features.ClassLabel):
-        return np.dtype(np.int32)
-    if isinstance(feature, tfds.features.Image):
-        return np.dtype(np.uint8)
-    if np.dtype(feature.np_dtype).kind in "OSU":
-        return np.dtype(object)
-    return np.dtype(feature.np_dtype)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from configs import common
-from research.data import sources
+from research.data import columns, sources
 from research.data.fashion_mnist_idx import builder as idx_builder
 from research.data.splits import stratified_split
 from research.errors import UserError
@@ -135,8 +135,8 @@ def test_decoded_split_is_cached_and_decoded_again_when_stale_or_corrupt(idx_dir
     path, _ = idx_dir
     config = fashion_config(path, tmp_path / "tfds")
     decoded = []
-    column = sources.column
-    monkeypatch.setattr(sources, "column", lambda *a: decoded.append(1) or column(*a))
+    column = columns.column
+    monkeypatch.setattr(columns, "column", lambda *a: decoded.append(1) or column(*a))
 
     def load():
         decoded.clear()

@@ -1,3 +1,5 @@
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -130,12 +132,14 @@ def test_remat_recomputes_the_same_gradients_in_less_memory():
     tokens = jax.random.randint(jax.random.key(0), (4, 64), 1, VOCAB)
     mask = jnp.ones(tokens.shape, bool)
     sizes = {"max_len": 64, "hidden": 32, "depth": 4, "heads": 2, "mlp_dim": 128, "dropout": 0.0}
-    params = nn.unbox(build("lm", **sizes).init(jax.random.key(1), tokens, mask=mask, train=False))["params"]
+    init = jax.jit(functools.partial(build("lm", **sizes).init, train=False))
+    params = nn.unbox(init(jax.random.key(1), tokens, mask=mask))["params"]
     grads, temp_bytes = {}, {}
     for remat in ("none", "block", "full"):
         gradient = jax.jit(lm_gradient(build("lm", **sizes, remat=remat), params, tokens, mask))
-        grads[remat] = gradient(params)
-        temp_bytes[remat] = gradient.lower(params).compile().memory_analysis().temp_size_in_bytes
+        compiled = gradient.lower(params).compile()  # Compiled once, run and measured.
+        grads[remat] = compiled(params)
+        temp_bytes[remat] = compiled.memory_analysis().temp_size_in_bytes
     for remat in ("block", "full"):
         for a, b in zip(jax.tree.leaves(grads["none"]), jax.tree.leaves(grads[remat]), strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
@@ -145,18 +149,20 @@ def test_remat_recomputes_the_same_gradients_in_less_memory():
 def test_bfloat16_computes_in_bfloat16_and_keeps_float32_parameters_and_logits():
     tokens, mask = tokens_and_mask()
     model = build("lm", dropout=0.0)
-    params = nn.unbox(model.init(jax.random.key(1), tokens, mask=mask, train=False))["params"]
-    full = model.apply({"params": params}, tokens, mask=mask, train=False)
+    # Jitted: one compilation each instead of one per operation.
+    params = nn.unbox(jax.jit(functools.partial(model.init, train=False))(
+        jax.random.key(1), tokens, mask=mask))["params"]
+    full = jax.jit(functools.partial(model.apply, train=False))({"params": params}, tokens, mask=mask)
     half_model = build("lm", dropout=0.0, dtype="bfloat16")
-    half, intermediates = half_model.apply({"params": params}, tokens, mask=mask, train=False,
-                                           capture_intermediates=True)
+    half_apply = functools.partial(half_model.apply, train=False, capture_intermediates=True)
+    half, intermediates = jax.jit(half_apply)({"params": params}, tokens, mask=mask)
     assert half.dtype == jnp.float32  # The loss's softmax reads float32 logits.
     mlp_out = intermediates["intermediates"]["trunk"]["block_0"]["mlp_in"]["__call__"][0]
     assert mlp_out.dtype == jnp.bfloat16
     np.testing.assert_allclose(half, full, atol=0.05)
     assert not np.array_equal(half, full)
-    bf16_params = nn.unbox(build("lm", param_dtype="bfloat16").init(
-        jax.random.key(1), tokens, mask=mask, train=False))["params"]
+    bf16_params = jax.eval_shape(functools.partial(build("lm", param_dtype="bfloat16").init, train=False),
+                                 jax.random.key(1), tokens, mask=mask)["params"]
     assert {leaf.dtype for leaf in jax.tree.leaves(bf16_params)} == {jnp.dtype("bfloat16")}
     with pytest.raises(UserError, match="model.dtype='float16'"):
         build("lm", dtype="float16").init(jax.random.key(1), tokens, mask=mask, train=False)

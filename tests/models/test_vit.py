@@ -27,13 +27,14 @@ def test_logits_shape_and_dropout_only_in_training(pool):
          "dropout": 0.5, "pool": pool})
     model = models.build(config, num_classes=3)
     x = jax.random.normal(jax.random.key(0), (2, 8, 8, 1))
-    variables = model.init(jax.random.key(1), x, train=False)
+    variables = jax.jit(model.init, static_argnames="train")(jax.random.key(1), x, train=False)
     assert ("cls_token" in variables["params"]) == (pool == "cls")
-    logits = model.apply(variables, x, train=False)
+    apply = jax.jit(model.apply, static_argnames="train")  # One compilation, not one per op.
+    logits = apply(variables, x, train=False)
     assert logits.shape == (2, 3)
-    np.testing.assert_array_equal(logits, model.apply(variables, x, train=False))
-    train_a = model.apply(variables, x, train=True, rngs={"dropout": jax.random.key(1)})
-    train_b = model.apply(variables, x, train=True, rngs={"dropout": jax.random.key(2)})
+    np.testing.assert_array_equal(logits, apply(variables, x, train=False))
+    train_a = apply(variables, x, train=True, rngs={"dropout": jax.random.key(1)})
+    train_b = apply(variables, x, train=True, rngs={"dropout": jax.random.key(2)})
     assert not np.allclose(train_a, train_b)
 
 

@@ -59,7 +59,10 @@ def test_every_layout_trains_the_same_losses(family, tfds_dir):
     batches = pipeline.train_batches(built.train_data.arrays, batch_size=config.data.batch_size, seed=0)
     host_batches = [next(batches) for _ in range(8)]
     losses = {}
-    for name, layout in LAYOUTS.items():
+    # The language model on the layouts that split its parameters (data=4 only splits batches,
+    # which the MLP covers).
+    layouts = {n: mesh for n, mesh in LAYOUTS.items() if family == "mlp" or n != "data=4"}
+    for name, layout in layouts.items():
         placed = dataclasses.replace(built, mesh=sharding.make_mesh(on_mesh(config, layout).mesh))
         state = experiment_lib.initial_state(placed, config.seed)
         train_step = experiment_lib.jit_steps(placed, config.seed, state).train
