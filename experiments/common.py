@@ -16,12 +16,20 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _PROJECT_DIRS = tuple(os.path.join(_ROOT, name) + os.sep for name in ("research", "experiments"))
 
 
+# Library warnings about what this project does on purpose, dropped from every program's log:
+# Orbax on a checkpoint directory opened read-only (evaluate, export), and on a save between
+# evaluations, which has no metric to rank it by (the latest checkpoints are kept anyway).
+_EXPECTED_WARNINGS = ("Given directory is read only", "Requested `tracked_metric`; did not provide metrics")
+
+
 class _ProjectInfoOnly(logging.Filter):
     """Info lines from this project pass; libraries (Orbax logs every file it writes) need
     warning level."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         ours = record.pathname.startswith(_PROJECT_DIRS)
+        if not ours and record.levelno < logging.ERROR and str(record.msg).startswith(_EXPECTED_WARNINGS):
+            return False
         if not ours and record.exc_info and not _show_tracebacks():
             # A library's own report of an error we turn into one line ourselves.
             record.exc_info, record.exc_text = None, None

@@ -8,6 +8,7 @@
 sweep.json, status.json, logs/, results.csv, results.md and plots/.
 """
 
+import signal
 import sys
 
 from absl import app, flags
@@ -48,8 +49,12 @@ def main(argv):
             dry_run=f.dry_run, summarize_only=f.summarize_only, vectorize=f.vectorize)
     finally:
         backend.close()
-    if "stopped" in counts:
-        sys.exit(128 + counts["stopped"])
+    if "signal" in counts:
+        signum = counts.pop("signal")
+        summary = ", ".join(f"{n} {state}" for state, n in counts.items())
+        print(f"sweep: stopped by {signal.Signals(signum).name}: {summary}; rerun the same command to "
+              "resume", file=sys.stderr)
+        sys.exit(128 + signum)
     if not f.dry_run:
         summary = ", ".join(f"{n} {state}" for state, n in counts.items())
         print(f"sweep: {summary}; see {f.sweep_dir}/results.md")

@@ -68,9 +68,13 @@ def sweep_curves(curves: dict[str, list[dict]], metric: str, path: str) -> None:
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     ax_loss.set_yscale("log")
-    ax_metric.legend(fontsize=6, ncol=2)
+    if ax_metric.get_legend_handles_labels()[0]:
+        ax_metric.legend(fontsize=6, ncol=2)
     fig.tight_layout()
     _save(fig, path)
+
+
+LOG_SCALE_KEYS = ("lr", "weight_decay", "eps", "clip_norm", "end_lr_factor")
 
 
 def metric_against(points: list[tuple], key: str, metric: str, path: str) -> None:
@@ -82,8 +86,11 @@ def metric_against(points: list[tuple], key: str, metric: str, path: str) -> Non
     ax.scatter([position(x) for x, _ in points], [y for _, y in points], alpha=0.6, label="runs")
     means = [np.mean([y for x, y in points if x == v]) for v in values]
     ax.plot([position(v) for v in values], means, marker="o", color="black", label="mean")
-    if numeric and min(values) > 0 and max(values) / min(values) >= 10:
+    scale_free = key.rsplit(".", 1)[-1] in LOG_SCALE_KEYS  # Swept by factors, not steps.
+    if numeric and min(values) > 0 and (scale_free or max(values) / min(values) >= 10):
         ax.set_xscale("log")
+        ax.minorticks_off()  # Ticks at the swept values only: log-axis minor labels overlap.
+        ax.set_xticks(values, [f"{v:g}" for v in values], rotation=45 if len(values) > 5 else 0)
     if not numeric:
         ax.set_xticks(range(len(values)), [str(v) for v in values])
     ax.set_xlabel(key)

@@ -73,6 +73,13 @@ def expand(config_spec: str, sweep_name: str, base_config, base_flags: list[str]
         sweep = module.get_sweep(sweep_name)
     except ValueError as e:
         raise UserError(str(e)) from e
+    given = {flag.removeprefix("--config.").partition("=")[0]: flag for flag in base_flags}
+    swept = list(dict.fromkeys(key for overrides in sweep for key in overrides))
+    clashes = [key for key in swept if key in given]
+    if clashes:  # The run's own value would silently replace the flag's.
+        raise UserError(f"{', '.join(given[key] for key in clashes)}: sweep {sweep_name!r} sets "
+                        f"{', '.join(clashes)} in each run; drop the flag, or change the sweep in its "
+                        "config file")
     runs = []
     for overrides in sweep:
         try:  # A bad key, type or value in any run is reported before anything runs.
@@ -195,12 +202,14 @@ def launch(runs: list[Run], sweep_dir: str, backend, status: Status, stop_reques
             state = "failed"  # Its own error, or a signal from elsewhere (the OOM killer, say).
         ended = exit_description(returncode)
         status.update(run.name, status=state, returncode=returncode, exit=ended, ended=workdir_lib.now(),
-                      wall_time_s=round(time.time() - start, 2),
+                      process_s=round(time.time() - start, 2),
                       log_tail=log_tail(log_path(sweep_dir, run)) if state == "failed" else "")
         if state == "failed":
             logging.warning("run %s failed (%s); see %s", run.name, ended, log_path(sweep_dir, run))
-        progress.update(1)
-        progress.set_postfix(running=status.count("running"), failed=status.count("failed"))
+        if state != "stopped":  # A stopped run is not done: the rerun of the sweep resumes it.
+            progress.update(1)
+        progress.set_postfix(running=status.count("running"), failed=status.count("failed"),
+                             stopped=status.count("stopped"))
 
     with concurrent.futures.ThreadPoolExecutor(backend.parallel) as pool:
         futures = [pool.submit(one, run) for run in todo]
@@ -217,7 +226,8 @@ def launch(runs: list[Run], sweep_dir: str, backend, status: Status, stop_reques
 def run_sweep(config_spec: str, base_config, base_flags: list[str], sweep_name: str,
               sweep_dir: str, *, backend, dry_run: bool = False, summarize_only: bool = False,
               vectorize: bool = False) -> dict:
-    """Expands, launches (or resumes) and summarises a sweep; returns the status counts."""
+    """Expands, launches (or resumes) and summarises a sweep; returns the runs' count by
+    state, and with "signal" the signal that stopped the sweep before it was done."""
     from tqdm import tqdm
 
     from research.platform.signals import StopRequest
@@ -239,7 +249,9 @@ def run_sweep(config_spec: str, base_config, base_flags: list[str], sweep_name: 
             else:
                 launch(runs, sweep_dir, backend, status, stop, progress)
         if stop.signum is not None:
-            return {"stopped": stop.signum}
+            states = collections.Counter(status.runs.get(run.name, {}).get("status", "pending")
+                                         for run in runs)
+            return {"signal": stop.signum, **states}
     rows = report.summarize(
         runs, status.runs, sweep_dir, best_metric=base_config.train.best_metric,
         best_mode=base_config.train.best_mode, title=f"{config_spec} sweep {sweep_name}")

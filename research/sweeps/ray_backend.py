@@ -9,6 +9,7 @@ cancelled, and when its Ray worker dies (a killed sweep's raylet kills its worke
 """
 
 import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -42,6 +43,10 @@ def connect(address: str | None, *, local_cpus: int | None = None, log_to_driver
     if not ray.is_initialized():
         local = {}
         if address is None:
+            # Ray warns that it chose its own default (token auth) for the local cluster it
+            # starts: nothing to act on. Its warning when auth is disabled still shows.
+            logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(
+                lambda record: not record.getMessage().startswith("Token authentication is enabled"))
             watcher = reaper.start(os.getpid())
             # Its raylet would SIGKILL a dead worker's children: the run's SIGTERM comes first.
             local = {"num_cpus": local_cpus, "_system_config": {"kill_child_processes_on_worker_exit": False}}

@@ -7,6 +7,7 @@ import math
 import os
 
 import numpy as np
+from absl import logging
 
 from research import plots
 from research.train import metric_writer
@@ -22,16 +23,19 @@ def _read_json(path: str) -> dict | None:
 
 
 def collect(runs, status: dict) -> list[dict]:
-    """One row per run: its overrides, status, final scalar metrics and training wall time."""
+    """One row per run: its overrides, status, final scalar metrics and `train_loop_s`, the
+    seconds its training loop ran (restore to last save, summed over sessions; runs trained
+    vectorized each show their group's loop). The process's own time is status.json's
+    `process_s`."""
     rows = []
     for run in runs:
         results = _read_json(os.path.join(run.workdir, "results.json")) or {}
         manifest = _read_json(os.path.join(run.workdir, "manifest.json")) or {"sessions": []}
-        wall_time = sum(s.get("wall_time_s") or 0 for s in manifest["sessions"])
+        loop_s = sum(s.get("wall_time_s") or 0 for s in manifest["sessions"])
         state = "finished" if results else status.get(run.name, {}).get("status", "pending")
         rows.append({"run": run.name, **run.overrides, "status": state,
                      **{k: v for k, v in results.items() if isinstance(v, (int, float))},
-                     "wall_time_s": round(wall_time, 2)})
+                     "train_loop_s": round(loop_s, 2)})
     return rows
 
 
@@ -91,6 +95,10 @@ def write_markdown(rows: list[dict], swept: list[str], metrics: list[str], best_
 
 def write_plots(runs, rows: list[dict], swept: list[str], metric: str, plot_dir: str) -> None:
     curves = {run.name: metric_writer.read_metrics(run.workdir) for run in runs}
+    curves = {name: rows for name, rows in curves.items() if rows}
+    if not curves:  # No run logged a step: nothing to draw.
+        logging.warning("no run of the sweep logged a metric: no plots written")
+        return
     plots.sweep_curves(curves, metric, os.path.join(plot_dir, "learning_curves.png"))
     for key in swept:
         if key == SEED_KEY:

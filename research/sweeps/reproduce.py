@@ -66,7 +66,38 @@ def reproduce(workdir: str, into: str) -> dict:
     differences = environment_differences(manifest)
     for difference in differences:
         logging.warning("differs from the original run: %s", difference)
+    vectorized_with = max((s.get("vectorized_with", 0) for s in manifest.get("sessions", [])), default=0)
+    if vectorized_with:
+        logging.warning("%s was trained vectorized, in one vmapped step with %d runs; the rerun trains "
+                        "it alone, which agrees to float rounding, not bit for bit", workdir, vectorized_with)
     result = loop.train_and_evaluate(config, into)
     if result["status"] != "finished":
         raise UserError(f"the rerun in {into} stopped at step {result['step']}; rerun to finish it")
-    return {**compare_workdirs(workdir, into), "environment_differences": differences, "into": into}
+    compared = compare_workdirs(workdir, into)
+    return {**compared, "environment_differences": differences, "into": into,
+            "vectorized_with": vectorized_with, "close": close(workdir, into)}
+
+
+def close(workdir_a: str, workdir_b: str, rtol: float = 1e-5, atol: float = 1e-6) -> bool:
+    """Whether the two runs' metrics agree within `rtol`/`atol` and their params within 10x
+    that: what a vectorized run and its rerun alone agree to (tests/sweeps/test_vectorized.py)."""
+    results_a = _read_json(os.path.join(workdir_a, "results.json"))
+    results_b = _read_json(os.path.join(workdir_b, "results.json"))
+    metrics = [k for k, v in results_a.items() if isinstance(v, float)]
+    if results_a.keys() != results_b.keys() or not all(
+            np.isclose(results_a[k], results_b[k], rtol=rtol, atol=atol) for k in metrics):
+        return False
+    params_a, params_b = final_params(workdir_a), final_params(workdir_b)
+    leaves = zip(jax.tree.leaves(params_a), jax.tree.leaves(params_b), strict=True)
+    return all(np.allclose(a, b, rtol=10 * rtol, atol=atol) for a, b in leaves)
+
+
+def default_into(workdir: str) -> str:
+    """Where a rerun goes by default: beside the run (`<workdir>.reproduced`), or for a run of
+    a sweep, beside the sweep directory (`<sweep_dir>.reproduced/<run>`), so the sweep's own
+    directory keeps its runs only."""
+    workdir = os.path.abspath(workdir)
+    parent, name = os.path.split(workdir)
+    if os.path.exists(os.path.join(parent, "sweep.json")):
+        return os.path.join(f"{parent}.reproduced", name)
+    return f"{workdir}.reproduced"

@@ -107,5 +107,7 @@ def train_group(runs, base_config, sweep_dir: str, status, stop, progress) -> No
             status.update(run.name, status="finished", returncode=0, ended=workdir_lib.now())
         elif result["status"] == "failed":
             status.update(run.name, status="failed", returncode=None, log_tail=result["message"])
+        else:
+            status.update(run.name, status="stopped")
         if result["status"] != "stopped":
             progress.update(1)

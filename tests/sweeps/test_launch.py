@@ -14,8 +14,9 @@ import pytest
 
 from configs import digits_mlp
 from research import config as config_lib
+from research import plots
 from research.errors import UserError
-from research.sweeps import launch
+from research.sweeps import launch, report
 from research.train import loop
 from tests.conftest import ROOT, run_program
 
@@ -100,6 +101,8 @@ def test_parallel_sweep_records_a_failure_summarises_and_resumes(tmp_path, tfds_
     assert [(r["opt.lr"], r["seed"], r["status"]) for r in rows] == [
         ("0.003", "0", "finished"), ("0.003", "1", "finished"),
         ("1e+30", "0", "failed"), ("1e+30", "1", "failed")]
+    assert "train_loop_s" in rows[0] and "wall_time_s" not in rows[0]
+    assert status["opt.lr=0.003,seed=1"]["process_s"] > float(rows[1]["train_loop_s"]) > 0
     accuracies = [float(r["eval/test/accuracy"]) for r in rows[:2]]
     markdown = (sweep_dir / "results.md").read_text()
     mean, std = np.mean(accuracies), np.std(accuracies, ddof=1)
@@ -181,28 +184,41 @@ def wait_for_checkpoints(process, workdirs, timeout=180):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the run's process in /proc")
-def test_a_run_killed_by_a_signal_is_a_failure_and_the_rerun_completes_it(tmp_path, tfds_dir):
-    sweep, flags, (victim, _) = start_two_run_sweep(
-        tmp_path, tfds_dir, "--parallel=2", "--config.train.steps=300", "--config.train.checkpoint_every=20")
+def test_a_killed_run_is_a_failure_a_stopped_sweep_says_so_and_the_rerun_completes_both(tmp_path, tfds_dir):
+    """SIGKILL to one run's process: that run failed, the other goes on; SIGTERM to the sweep
+    then stops the other (counted stopped, not done) and the sweep's last line says how to go
+    on; the rerun completes both from their checkpoints."""
+    sweep, flags, (victim, other) = start_two_run_sweep(
+        tmp_path, tfds_dir, "--parallel=2", "--config.train.steps=400", "--config.train.checkpoint_every=50")
     sweep_dir = tmp_path / "s"
-    wait_for_checkpoints(sweep, [victim])
+    wait_for_checkpoints(sweep, [victim, other])
     os.kill(process_training(str(victim)), signal.SIGKILL)
-    sweep.wait(timeout=300)
+    deadline = time.time() + 60
+    while json.load(open(sweep_dir / "status.json"))["seed=0"].get("status") != "failed":
+        assert time.time() < deadline and sweep.poll() is None
+        time.sleep(0.05)
+    sweep.send_signal(signal.SIGTERM)
+    sweep.wait(timeout=120)
 
-    assert sweep.returncode == 1, (tmp_path / "sweep.log").read_text()[-2000:]
+    log = (tmp_path / "sweep.log").read_text()
+    assert sweep.returncode == 128 + signal.SIGTERM, log[-2000:]
+    assert log.strip().splitlines()[-1] == ("sweep: stopped by SIGTERM: 1 failed, 1 stopped; rerun the same "
+                                            "command to resume"), log[-2000:]
+    progress = [line for line in log.replace("\r", "\n").splitlines() if line.startswith("sweep any:")]
+    assert progress and not any(" 2/2 " in line for line in progress), progress[-3:]
     status = json.load(open(sweep_dir / "status.json"))
     assert status["seed=0"]["status"] == "failed" and status["seed=0"]["exit"] == "killed by SIGKILL"
-    assert status["seed=1"]["status"] == "finished"
-    assert [r["status"] for r in read_csv(sweep_dir / "results.csv")] == ["failed", "finished"]
+    assert status["seed=1"]["status"] == "stopped"
 
     result = run_program("experiments.sweep", *flags)
     assert result.returncode == 0, result.stderr[-2000:]
     assert all(r["status"] == "finished" for r in read_csv(sweep_dir / "results.csv"))
-    sessions = json.load(open(victim / "manifest.json"))["sessions"]
-    assert len(sessions) == 2 and sessions[1]["start_step"] > 0
+    for run in (victim, other):
+        sessions = json.load(open(run / "manifest.json"))["sessions"]
+        assert len(sessions) == 2 and sessions[1]["start_step"] > 0
 
 
-def test_ray_backend_runs_the_sweep(tmp_path, digits_config):
+def test_ray_backend_runs_the_sweep(tmp_path, digits_config, capfd):
     pytest.importorskip("ray")
     from research.sweeps.ray_backend import RayBackend
 
@@ -216,6 +232,7 @@ def test_ray_backend_runs_the_sweep(tmp_path, digits_config):
         backend.close()
     assert counts == {"finished": 2}
     assert len(read_csv(tmp_path / "s" / "results.csv")) == 2
+    assert "Token authentication is enabled" not in capfd.readouterr().err  # Ray on its own default.
 
 
 def test_a_killed_ray_sweep_leaves_no_process_and_its_runs_checkpoint(tmp_path, tfds_dir):
@@ -252,3 +269,33 @@ def test_reproduce_confirms_a_run_and_reports_a_difference(tmp_path, digits_conf
     result = run_program("experiments.reproduce", f"--workdir={workdir}")
     assert result.returncode == 2
     assert "eval/test/accuracy: differs by -0.01" in result.stdout
+
+
+def test_a_flag_for_a_key_the_sweep_sets_is_refused(tmp_path, digits_config):
+    message = r"--config.opt.lr=0.1: sweep 'lr' sets opt.lr in each run; drop the flag"
+    with pytest.raises(UserError, match=message):
+        launch.expand("configs/digits_mlp.py", "lr", digits_config, ["--config.opt.lr=0.1"], str(tmp_path))
+    assert not os.path.exists(tmp_path / "sweep.json")
+
+
+def test_a_sweep_whose_every_run_failed_writes_no_plot_and_no_warning(tmp_path, recwarn):
+    runs = [launch.Run(f"seed={k}", {"seed": k}, str(tmp_path / f"seed={k}"), ()) for k in range(2)]
+    status = {run.name: {"status": "failed"} for run in runs}
+    rows = report.summarize(runs, status, str(tmp_path), best_metric="eval/test/accuracy", best_mode="max",
+                            title="all failed")
+    assert [row["status"] for row in rows] == ["failed", "failed"]
+    assert not os.path.exists(tmp_path / "plots") and not recwarn.list
+    assert "2 failed" in (tmp_path / "results.md").read_text()
+
+
+@pytest.mark.parametrize("key,log_axis", [("opt.lr", True), ("opt.weight_decay", True),
+                                          ("train.epochs", False)])
+def test_learning_rates_and_weight_decays_are_plotted_on_a_log_axis(key, log_axis, monkeypatch):
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig))
+    points = [(1e-3, 0.8), (3e-3, 0.85), (1e-3, 0.81)]  # A ratio of 3: linear by the data alone.
+    plots.metric_against(points, key, "eval/test/accuracy", "unused.png")
+    axis = figures[0].axes[0]
+    assert (axis.get_xscale() == "log") == log_axis
+    if log_axis:
+        assert [t.get_text() for t in axis.get_xticklabels()] == ["0.001", "0.003"]

@@ -13,7 +13,7 @@ from research.platform.signals import StopRequest
 from research.sweeps import launch, vectorized
 from research.sweeps.reproduce import final_params
 from research.train import loop
-from tests.conftest import StopAfterCalls
+from tests.conftest import StopAfterCalls, run_program
 from tests.sweeps.test_launch import Progress, write_config
 
 TWO_RUNS = '[{"opt.lr": 0.001, "seed": 0}, {"opt.lr": 0.01, "seed": 2}]'
@@ -55,6 +55,14 @@ def test_vectorized_runs_match_runs_trained_alone_with_the_same_files(tmp_path, 
         assert set(os.listdir(run.workdir)) - events(run.workdir) == set(os.listdir(alone)) - events(alone)
         assert [sorted(r) for r in rows(run.workdir)] == [sorted(r) for r in rows(alone)]
         assert {"perf/examples_per_sec", "perf/step_time_ms"} <= set(rows(run.workdir)[0])
+    # Reproduced alone, a vectorized run says how it was trained and agrees to float rounding;
+    # the rerun goes beside the sweep directory, not into it.
+    reproduced = run_program("experiments.reproduce", f"--workdir={runs[0].workdir}")
+    assert reproduced.returncode == 0, reproduced.stdout + reproduced.stderr[-2000:]
+    said = "trained vectorized (with 2 runs in one vmapped step) and rerun alone: it agrees"
+    assert said in reproduced.stdout
+    assert os.path.isfile(tmp_path / "s.reproduced" / runs[0].name / "results.json")
+    assert not os.path.exists(f"{runs[0].workdir}.reproduced")
 
 
 def test_a_stopped_group_resumes_to_the_same_bits(tmp_path, digits_config):
@@ -63,6 +71,8 @@ def test_a_stopped_group_resumes_to_the_same_bits(tmp_path, digits_config):
     uninterrupted = train_group(path, digits_config, str(tmp_path / "whole"))
     stopped = train_group(path, digits_config, str(tmp_path / "resumed"), stop=StopAfterCalls(17))
     assert not os.path.exists(os.path.join(stopped[0].workdir, "results.json"))
+    status = json.load(open(tmp_path / "resumed" / "status.json"))
+    assert [status[run.name]["status"] for run in stopped] == ["stopped", "stopped"]
     resumed = train_group(path, digits_config, str(tmp_path / "resumed"))
     for a, b in zip(uninterrupted, resumed, strict=True):
         assert json.load(open(f"{a.workdir}/results.json")) == json.load(open(f"{b.workdir}/results.json"))
