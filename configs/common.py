@@ -64,6 +64,12 @@ def base_config() -> ml_collections.ConfigDict:
     config.train.keep = 3  # The latest checkpoints kept, besides the best one.
     config.train.best_metric = "eval/test/accuracy"
     config.train.best_mode = "max"
+    # Above 0: stop once best_metric has not improved for this many evaluations (results.json
+    # says when and why); the best checkpoint is kept as always.
+    config.train.early_stop_patience = 0
+    # "START:END": a jax.profiler trace of those steps in <workdir>/profile (Perfetto, or
+    # TensorBoard's profile tab).
+    config.train.profile_steps = ""
 
     config.eval = ml_collections.ConfigDict()
     config.eval.split = "test"

@@ -179,5 +179,10 @@ def _joined_others() -> bool:
 
 
 def summary_line(results: dict) -> str:
-    return " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
-                    for k, v in results.items() if not isinstance(v, list))
+    """The final results on one line: each scalar, and when the run stopped early, where its
+    best evaluation was."""
+    line = " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                    for k, v in results.items() if not isinstance(v, (list, dict)))
+    if "early_stopped" in results:
+        line += f" (stopped early; best at step {results['early_stopped']['best_step']})"
+    return line

@@ -6,6 +6,7 @@ from research import models, optim, tasks
 from research.data import registry
 from research.errors import UserError
 from research.parallel import sharding
+from research.train import profiling
 
 
 def _require(ok: bool, message: str) -> None:
@@ -55,6 +56,10 @@ def validate(config) -> None:
     _positive(config, "train.log_every", "train.keep", "train.steps_per_call", "train.grad_accum_steps")
     sharding.check_mesh_sizes(config.mesh)
     _one_of(config.train.best_mode, ("min", "max"), "train.best_mode")
+    _non_negative(config, "train.early_stop_patience")
+    _require(not config.train.early_stop_patience or config.train.best_metric,
+             "train.early_stop_patience needs train.best_metric, the metric it watches")
+    profiling.profile_range(config.train.profile_steps)
     if config.train.best_metric:
         task = tasks.for_model(config.model.name, num_classes=2)
         names = [f"eval/{config.eval.split}/{name}" for name in task.SUMMARY]

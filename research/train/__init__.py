@@ -7,4 +7,5 @@
   evaluation.py     one pass over a split, final results, evaluating a saved checkpoint
   checkpoint.py     the only module that talks to Orbax
   metric_writer.py  metrics.jsonl, TensorBoard events and the progress bar
+  profiling.py      train.profile_steps: a jax.profiler trace of a span of steps
 """

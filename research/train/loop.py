@@ -26,6 +26,7 @@ from research.parallel.inflight import InFlight
 from research.platform.signals import StopRequest
 from research.train import checkpoint, evaluation, metric_writer
 from research.train.experiment import Experiment, Steps, build, initial_state, jit_steps
+from research.train.profiling import Profiler
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,14 +98,17 @@ def _train(config, experiment: Experiment, group: Group, state, steps: Steps, ba
         workdir_lib.record_session(workdir, session)
 
     cadence = Cadence.of(config.train, experiment.steps_per_epoch, experiment.total_steps)
+    profiler = Profiler(config.train.get("profile_steps", "") if primary and not group.stacked else "",
+                        os.path.join(group.workdirs[0], "profile"))
     writers = [metric_writer.MetricWriter(workdir, start_step) if primary else metric_writer.NoWriter()
                for workdir in group.workdirs]
     window, rates, last_eval, saved = Window.start(), [], None, True
     unfetched, in_flight = [], InFlight()
     # Leaving `checkpoints` waits for the last save, still inside the caller's StopRequest.
     with checkpoints, metric_writer.progress_bar(cadence.total_steps, start_step, shown=primary) as bar:
-        while step < cadence.total_steps and not stop.requested(step):
+        while step < cadence.total_steps and progress.stopped_early is None and not stop.requested(step):
             calls = cadence.steps_this_call(step, config.train.steps_per_call)
+            profiler.before(step, state)
             state, step_metrics = run_call(steps, state, batches, calls, experiment.mesh, group.stacked)
             in_flight.add(step_metrics)
             unfetched.append(step_metrics)
@@ -124,6 +128,8 @@ def _train(config, experiment: Experiment, group: Group, state, steps: Steps, ba
             if evals:
                 last_eval = (step, evaluate_runs(steps.eval, state, experiment, config, group))
                 write_eval_metrics(writers, progress, last_eval, config.eval.split)
+                progress = progress.evaluated(last_eval, config.train, config.eval.split)
+                saved = saved or progress.stopped_early is not None  # Its last step is saved.
             if saved:
                 checkpoints.save(step, state, data_iterator=batches, loop_state=progress.to_json(),
                                  metrics=best_metrics(last_eval, step, config.eval.split))
@@ -131,6 +137,7 @@ def _train(config, experiment: Experiment, group: Group, state, steps: Steps, ba
                     writer.flush()
             if evals or saved:  # Evaluation and checkpoint time is not step time.
                 window = Window.start()
+        profiler.close(state)
         if stop.signum is not None and not saved:  # Not saved at this step yet.
             progress = progress.fetched(unfetched, group, step, checkpoints)
             checkpoints.save(step, state, data_iterator=batches, loop_state=progress.to_json())
@@ -140,7 +147,7 @@ def _train(config, experiment: Experiment, group: Group, state, steps: Steps, ba
     ended = {"end_step": step, "ended": workdir_lib.now(), "wall_time_s": round(time.time() - wall_start, 2),
              "train_examples_per_sec": float(np.median(rates)) if rates else None}
     sessions = [{**session, **ended} for session in sessions]
-    if step < cadence.total_steps:
+    if step < cadence.total_steps and progress.stopped_early is None:
         logging.warning("stopped by signal %d at step %d; checkpoint saved, rerun to resume",
                         stop.signum, step)
         for workdir, session in zip(group.workdirs, sessions, strict=True) if primary else ():
@@ -149,7 +156,10 @@ def _train(config, experiment: Experiment, group: Group, state, steps: Steps, ba
         return [{"status": "stopped", "signal": stop.signum, "step": step}] * len(group.workdirs), state
     if last_eval is None or last_eval[0] != step:  # A rerun of a finished run evaluates again.
         last_eval = (step, evaluate_runs(steps.eval, state, experiment, config, group))
-    return finish_runs(group, sessions, progress, last_eval, experiment, config.eval.split), state
+    if progress.stopped_early is not None:
+        logging.info("stopped early at step %d: %s", step, early_stop_reason(progress, config.train))
+    results = finish_runs(group, sessions, progress, last_eval, experiment, config.eval.split, config.train)
+    return results, state
 
 
 def start_or_resume(config, experiment: Experiment, group: Group, state, batches, *,
@@ -180,8 +190,15 @@ def start_or_resume(config, experiment: Experiment, group: Group, state, batches
     return state, Progress.fresh(len(group.workdirs)), checkpoints
 
 
+def early_stop_reason(progress: "Progress", train_config) -> str:
+    value, step = progress.best
+    return (f"{train_config.best_metric} has not improved on {value:.6g} (step {step}) for "
+            f"{progress.since_best} evaluations (train.early_stop_patience="
+            f"{train_config.early_stop_patience})")
+
+
 def finish_runs(group: Group, sessions: list[dict], progress: "Progress", last_eval: tuple,
-                experiment: Experiment, split_name: str) -> list[dict]:
+                experiment: Experiment, split_name: str, train_config) -> list[dict]:
     """Each run's results (and, from the first process, its results.json, plots and finished
     session); a run whose metrics turned non-finite is recorded as failed instead."""
     results, primary = [], distributed.is_primary()
@@ -195,6 +212,10 @@ def finish_runs(group: Group, sessions: list[dict], progress: "Progress", last_e
         summary, confusion = last_eval[1][k]
         final = evaluation.final_results(last_eval[0], experiment.steps_per_epoch, split_name, summary,
                                          confusion)
+        if progress.stopped_early is not None:
+            final["early_stopped"] = {"step": progress.stopped_early, "best_step": progress.best[1],
+                                      "best": progress.best[0],
+                                      "reason": early_stop_reason(progress, train_config)}
         if primary:
             evaluation.write_final_results(workdir, final, split_name=split_name, confusion=confusion,
                                            class_names=experiment.eval_data.class_names)
@@ -256,6 +277,11 @@ class Progress:
 
     pending: list[list[dict]]
     diverged: list[int | None]
+    # train.early_stop_patience (one run): the best value of train.best_metric and its step,
+    # evaluations since, and the step training stopped early at (None while it goes on).
+    best: tuple[float, int] | None = None
+    since_best: int = 0
+    stopped_early: int | None = None
 
     @classmethod
     def fresh(cls, runs: int) -> "Progress":
@@ -266,10 +292,30 @@ class Progress:
         pending = loop_state["pending_train_metrics"]
         if pending and isinstance(pending[0], dict):  # Written before groups shared this loop.
             pending = [pending]
-        return cls(pending, loop_state.get("diverged", [None] * runs))
+        best = loop_state.get("best")
+        return cls(pending, loop_state.get("diverged", [None] * runs), tuple(best) if best else None,
+                   loop_state.get("since_best", 0), loop_state.get("stopped_early"))
 
     def to_json(self) -> dict:
-        return {"pending_train_metrics": self.pending, "diverged": self.diverged}
+        return {"pending_train_metrics": self.pending, "diverged": self.diverged,
+                "best": list(self.best) if self.best else None, "since_best": self.since_best,
+                "stopped_early": self.stopped_early}
+
+    def evaluated(self, last_eval: tuple, train_config, split_name: str) -> "Progress":
+        """After an evaluation: with `train.early_stop_patience` above 0, stops training once
+        `train.best_metric` has not improved on its best for that many evaluations."""
+        patience = train_config.get("early_stop_patience", 0)
+        if not patience:
+            return self
+        step, per_run = last_eval
+        value = metrics.named_eval(per_run[0][0], split_name)[train_config.best_metric]
+        better = self.best is None or (value > self.best[0] if train_config.best_mode == "max"
+                                       else value < self.best[0])
+        if better:
+            return dataclasses.replace(self, best=(value, step), since_best=0)
+        since_best = self.since_best + 1
+        return dataclasses.replace(self, since_best=since_best,
+                                   stopped_early=step if since_best >= patience else None)
 
     def fetched(self, unfetched: list, group: Group, step: int, checkpoints) -> "Progress":
         """With the device metrics of the calls since the last fetch (one device transfer). A
@@ -289,10 +335,10 @@ class Progress:
                         f"non-finite {bad} between steps {step - len(run_pending) + 1} and {step}; stopped "
                         f"without saving, the last good checkpoint is step {last_good}; "
                         "lower --config.opt.lr or set --config.opt.clip_norm")
-        return Progress(pending, diverged)
+        return dataclasses.replace(self, pending=pending, diverged=diverged)
 
     def logged(self) -> "Progress":
-        return Progress([[] for _ in self.pending], self.diverged)
+        return dataclasses.replace(self, pending=[[] for _ in self.pending])
 
 
 def run_call(steps: Steps, state, batches, calls: int, mesh, stacked: bool):

@@ -1,6 +1,7 @@
 """End-to-end behaviour of the training loop and the train/evaluate programs on digits."""
 
 import copy
+import glob
 import json
 import os
 import random
@@ -250,3 +251,39 @@ def test_a_second_process_on_a_live_runs_workdir_is_refused(tfds_dir, tmp_path):
     taken = subprocess.run([sys.executable, "-c", program], cwd=ROOT, capture_output=True, text=True,
                            timeout=60)
     assert taken.stdout.strip() == "held", taken.stderr[-2000:]
+
+
+def test_early_stopping_stops_on_the_watched_metric_and_resumes_to_the_same_stop(
+        digits_config, tmp_path, monkeypatch):
+    """lr=0: the first evaluation is the best there will be, so patience 2 stops two evaluations
+    later; a run stopped before then resumes to the same early stop, and a rerun trains no more."""
+    digits_config.opt.lr = 0.0
+    digits_config.train.update(steps=100, eval_every=10, checkpoint_every=10, log_every=5,
+                               early_stop_patience=2)
+    whole = str(tmp_path / "whole")
+    results = loop.train_and_evaluate(digits_config, whole)
+    assert results["status"] == "finished" and results["step"] == 30
+    stopped = read_json(f"{whole}/results.json")["early_stopped"]
+    assert stopped["step"] == 30 and stopped["best_step"] == 10
+    assert stopped["reason"].startswith("eval/test/accuracy has not improved on ")
+    assert saved_steps(whole)[-1] == 30
+    loop.train_and_evaluate(digits_config, whole)  # A rerun of the finished run trains no further.
+    assert [s["end_step"] for s in read_json(f"{whole}/manifest.json")["sessions"]] == [30, 30]
+
+    resumed = str(tmp_path / "resumed")
+    with monkeypatch.context() as patch:
+        patch.setattr(loop, "StopRequest", lambda **_: StopAfterCalls(25))
+        assert loop.train_and_evaluate(digits_config, resumed)["status"] == "stopped"
+    loop.train_and_evaluate(digits_config, resumed)
+    assert read_json(f"{resumed}/results.json") == read_json(f"{whole}/results.json")
+
+
+def test_profile_steps_writes_a_trace_of_those_steps(digits_config, tmp_path):
+    digits_config.train.update(steps=12, profile_steps="4:8")
+    loop.train_and_evaluate(digits_config, str(tmp_path / "run"))
+    traces = glob.glob(f"{tmp_path}/run/profile/**/*.xplane.pb", recursive=True)
+    assert len(traces) == 1 and os.path.getsize(traces[0]) > 0
+    assert glob.glob(f"{tmp_path}/run/profile/**/perfetto_trace.json.gz", recursive=True)
+    digits_config.train.profile_steps = "8:4"
+    with pytest.raises(UserError, match=r"train.profile_steps='8:4'; write START:END"):
+        loop.train_and_evaluate(digits_config, str(tmp_path / "bad"))
