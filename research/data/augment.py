@@ -1,7 +1,9 @@
 """Image augmentation ops for the training stream, named in `config.data.augment`.
 
 A spec is ops joined by "|", each a name with optional keyword arguments, as in big_vision's
-preprocessing strings: "random_crop(pad=4)|flip_lr|random_erasing(p=0.5)". Ops work on a whole
+preprocessing strings: "random_crop(pad=4)|flip_lr|random_erasing(p=0.5)", or Keras-style
+"random_affine(rotation=15, shear=10, zoom=0.1, translate=0.1)|random_brightness(delta=0.2)|
+random_contrast(factor=0.2)". Ops work on a whole
 uint8 batch [B, H, W, C] with numpy and draw from a generator seeded by (seed, batch number),
 so a batch is augmented the same way whenever it is made, resumed runs included.
 
@@ -55,7 +57,77 @@ def random_erasing(images: np.ndarray, rng: np.random.Generator, p: float = 0.5,
     return np.where(erased_BxHxW[..., None], np.asarray(value, images.dtype), images)
 
 
-OPS = {"random_crop": random_crop, "flip_lr": flip_lr, "random_erasing": random_erasing}
+def _draw(rng: np.random.Generator, spread, size: int, center: float = 0.0) -> np.ndarray:
+    """`size` draws from U(center - spread, center + spread), or from U(lo, hi) when `spread`
+    is a pair (lo, hi)."""
+    lo, hi = spread if isinstance(spread, (tuple, list)) else (center - spread, center + spread)
+    return rng.uniform(lo, hi, size=size)
+
+
+def random_affine(images: np.ndarray, rng: np.random.Generator, rotation=0.0, shear=0.0, zoom=0.0,
+                  translate=0.0, fill_mode: str = "nearest", fill: int = 0) -> np.ndarray:
+    """A random affine transform of each image about its centre, as Keras' ImageDataGenerator
+    draws them: a rotation of U(-rotation, rotation) degrees (counter-clockwise positive), a
+    shear of U(-shear, shear) degrees, a zoom of U(1 - zoom, 1 + zoom) (above 1 enlarges) and a
+    translation of U(-translate, translate) of the height and width; each may instead be a
+    pair (lo, hi) (for zoom, of the factor itself). Bilinear resampling in one pass; points
+    from outside the image take the nearest edge pixel (`fill_mode="nearest"`) or `fill`
+    (`"constant"`)."""
+    if fill_mode not in ("nearest", "constant"):
+        raise UserError(f"data.augment: random_affine fill_mode={fill_mode!r}; use nearest or constant")
+    B, H, W, _ = images.shape
+    angle_B = np.deg2rad(_draw(rng, rotation, B))
+    shear_B = np.deg2rad(_draw(rng, shear, B))
+    zoom_B = _draw(rng, zoom, B, center=1.0)
+    shift_Bx2 = np.stack([_draw(rng, translate, B) * H, _draw(rng, translate, B) * W], axis=1)
+    # The output pixel (y, x) reads the source at M^-1 ((y, x) - centre - shift) + centre, with
+    # M = rotation @ shear @ zoom in (row, column) coordinates, where this matrix turns the
+    # image counter-clockwise on screen for a positive angle (tests check it against rot90).
+    cos, sin = np.cos(angle_B), np.sin(angle_B)
+    rotate_Bx2x2 = np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], -2)
+    shear_Bx2x2 = np.zeros((B, 2, 2))
+    shear_Bx2x2[:, 0, 0], shear_Bx2x2[:, 1, 1], shear_Bx2x2[:, 1, 0] = 1.0, 1.0, np.tan(shear_B)
+    matrix_Bx2x2 = rotate_Bx2x2 @ shear_Bx2x2 * zoom_B[:, None, None]
+    inverse_Bx2x2 = np.linalg.inv(matrix_Bx2x2).astype(np.float32)
+    centre = np.array([(H - 1) / 2, (W - 1) / 2], np.float32)
+    grid_HxWx2 = np.stack(np.meshgrid(np.arange(H), np.arange(W), indexing="ij"), -1) - centre
+    offsets_BxHxWx2 = grid_HxWx2[None] - shift_Bx2[:, None, None].astype(np.float32)
+    source_BxHxWx2 = np.einsum("bij,bhwj->bhwi", inverse_Bx2x2, offsets_BxHxWx2) + centre
+    rows, cols = source_BxHxWx2[..., 0], source_BxHxWx2[..., 1]
+    outside_BxHxW = (rows < 0) | (rows > H - 1) | (cols < 0) | (cols > W - 1)
+    rows, cols = np.clip(rows, 0, H - 1), np.clip(cols, 0, W - 1)
+    top, left = rows.astype(np.int64), cols.astype(np.int64)  # Floor: both are 0 or more.
+    down, right = (rows - top)[..., None], (cols - left)[..., None]
+    # Bilinear: the four neighbours, gathered from the flattened batch by one index each.
+    flat = images.reshape(B * H * W, -1).astype(np.float32)
+    base = np.arange(B)[:, None, None] * (H * W)
+    below, beside = np.minimum(top + 1, H - 1), np.minimum(left + 1, W - 1)
+    value = ((flat[base + top * W + left] * (1 - right) + flat[base + top * W + beside] * right) * (1 - down)
+             + (flat[base + below * W + left] * (1 - right) + flat[base + below * W + beside] * right) * down)
+    if fill_mode == "constant":
+        value = np.where(outside_BxHxW[..., None], np.float32(fill), value)
+    return np.clip(np.rint(value), 0, 255).astype(images.dtype)
+
+
+def random_brightness(images: np.ndarray, rng: np.random.Generator, delta=0.2) -> np.ndarray:
+    """Adds U(-delta, delta) x 255 to every pixel of each image (or U(lo, hi) x 255 for a pair),
+    clipped to [0, 255]."""
+    shift_B = _draw(rng, delta, len(images)) * 255
+    return np.clip(np.rint(images + shift_B[:, None, None, None]), 0, 255).astype(images.dtype)
+
+
+def random_contrast(images: np.ndarray, rng: np.random.Generator, factor=0.2) -> np.ndarray:
+    """Scales each image's distance from its mean (per channel) by U(1 - factor, 1 + factor)
+    (or U(lo, hi) for a pair), clipped to [0, 255]."""
+    scale_B = _draw(rng, factor, len(images), center=1.0)
+    mean_Bx1x1xC = images.mean(axis=(1, 2), keepdims=True)
+    scaled = (images - mean_Bx1x1xC) * scale_B[:, None, None, None] + mean_Bx1x1xC
+    return np.clip(np.rint(scaled), 0, 255).astype(images.dtype)
+
+
+OPS = {"random_crop": random_crop, "flip_lr": flip_lr, "random_erasing": random_erasing,
+       "random_affine": random_affine, "random_brightness": random_brightness,
+       "random_contrast": random_contrast}
 
 
 def _parse_op(text: str):

@@ -82,3 +82,54 @@ def test_augmented_stream_resumes_with_the_same_batches():
     again = pipeline.train_batches(arrays, batch_size=4, seed=0, augment=op)
     again.set_state(state)
     np.testing.assert_array_equal(next(again)["image"], batches[1]["image"])
+
+
+def ramp_images(batch=3, size=8):
+    """Distinct pixel values, so a moved pixel can be found."""
+    values = np.arange(batch * size * size, dtype=np.int64).reshape(batch, size, size, 1)
+    return (values % 251).astype(np.uint8)
+
+
+def test_random_affine_with_nothing_drawn_is_the_identity():
+    images = ramp_images()
+    np.testing.assert_array_equal(augment.random_affine(images, np.random.default_rng(0)), images)
+
+
+def test_random_affine_rotates_counter_clockwise_and_translates_by_whole_pixels():
+    images = ramp_images()
+    turned = augment.random_affine(images, np.random.default_rng(0), rotation=(90, 90))
+    np.testing.assert_array_equal(turned, np.rot90(images, k=1, axes=(1, 2)))
+    shifted = augment.random_affine(images, np.random.default_rng(0), translate=(0.25, 0.25),
+                                    fill_mode="constant", fill=7)
+    np.testing.assert_array_equal(shifted[:, 2:, 2:], images[:, :-2, :-2])  # Down and right by 2.
+    assert (shifted[:, :2] == 7).all() and (shifted[:, :, :2] == 7).all()
+
+
+def test_random_affine_zoom_and_shear_keep_the_centre_and_are_seeded():
+    images = np.zeros((4, 9, 9, 1), np.uint8)
+    images[:, 4, 4] = 200  # The centre pixel stays put under any zoom or shear about it.
+    out = augment.random_affine(images, np.random.default_rng(1), zoom=0.3, shear=20)
+    assert (out[:, 4, 4, 0] > 0).all()
+    again = augment.random_affine(images, np.random.default_rng(1), zoom=0.3, shear=20)
+    other = augment.random_affine(ramp_images(4, 9), np.random.default_rng(2), zoom=0.3, shear=20)
+    np.testing.assert_array_equal(out, again)
+    assert not np.array_equal(other, augment.random_affine(ramp_images(4, 9), np.random.default_rng(3),
+                                                           zoom=0.3, shear=20))
+    with pytest.raises(UserError, match="fill_mode='wrap'"):
+        augment.random_affine(images, np.random.default_rng(0), fill_mode="wrap")
+
+
+def test_brightness_and_contrast_are_clipped_seeded_and_identities_at_zero():
+    images = ramp_images()
+    rng = lambda: np.random.default_rng(5)  # noqa: E731
+    np.testing.assert_array_equal(augment.random_brightness(images, rng(), delta=0.0), images)
+    np.testing.assert_array_equal(augment.random_contrast(images, rng(), factor=0.0), images)
+    brighter = augment.random_brightness(images, rng(), delta=(0.4, 0.4))  # + 102.
+    np.testing.assert_array_equal(brighter, np.minimum(images.astype(int) + 102, 255))
+    flat = augment.random_contrast(images, rng(), factor=(0.0, 0.0))
+    assert (flat.std(axis=(1, 2)) < 1).all() and flat.dtype == np.uint8
+    spec = augment.parse("random_affine(rotation=15, shear=10, zoom=0.1, translate=0.1)"
+                         "|random_brightness(delta=0.2)|random_contrast(factor=0.2)")
+    batch = {"image": images, "label": np.arange(3)}
+    np.testing.assert_array_equal(spec(batch, rng())["image"], spec(batch, rng())["image"])
+    assert spec(batch, rng())["image"].shape == images.shape
