@@ -29,11 +29,10 @@ def transformer_model(name: str) -> ml_collections.ConfigDict:
 
 def get_config(arg=None):
     args = common.parse_arg(arg, model="transformer", smoke=False)
-    if args.model not in ("transformer", "lm"):
-        raise ValueError(f"unknown model {args.model!r}; choose transformer or lm")
     config = common.base_config()
     config.data.update(name="bbc_news", batch_size=32, vocab_size=4000, max_len=256)
-    config.model = transformer_model(args.model)
+    config.model = common.model_config(
+        args.model, {name: transformer_model(name) for name in ("transformer", "lm")}, "text")
     config.opt.update(name="adamw", lr=1e-3, schedule="cosine", warmup_steps=100, weight_decay=0.01,
                       clip_norm=1.0)
     config.train.update(epochs=10.0, log_every=20, keep=1)

@@ -107,6 +107,24 @@ def lr_seed_sweep(lrs, seeds) -> list[dict]:
     return product(**{"opt.lr": lrs, "seed": seeds})
 
 
+# The model families each kind of input feeds (research/models).
+FAMILIES = {"image": ("mlp", "cnn", "resnet", "vit"), "signal": ("mlp", "cnn1d", "gru"),
+            "text": ("transformer", "lm")}
+
+
+def model_config(name: str, variants: dict, inputs: str) -> ml_collections.ConfigDict:
+    """The model of a config's `:model=NAME` argument: the config's own variant called NAME, or
+    else family NAME with that family's defaults (`research.models.defaults`), for any family
+    that takes the config's `inputs` ("image", "signal" or "text")."""
+    from research import models
+
+    if name in variants:
+        return ml_collections.ConfigDict(variants[name])
+    if name in FAMILIES[inputs]:
+        return ml_collections.ConfigDict({"name": name, **models.defaults(name)})
+    raise ValueError(f"unknown model {name!r}; this config takes {sorted({*variants, *FAMILIES[inputs]})}")
+
+
 def mlp_model(hidden_sizes=(128, 64), residual=False) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict({
         "name": "mlp", "hidden_sizes": hidden_sizes, "activation": "relu", "dropout": 0.0,

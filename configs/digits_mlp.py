@@ -2,6 +2,8 @@
 
   python -m experiments.train --config=configs/digits_mlp.py --workdir=/tmp/digits
   python -m experiments.train --config=configs/digits_mlp.py:model=cnn --workdir=/tmp/digits_cnn
+  python -m experiments.train --config=configs/digits_mlp.py:model=vit --workdir=/tmp/digits_vit \
+      --config.model.depth=1   # resnet and vit start from their families' defaults
 """
 
 from configs import common
@@ -13,10 +15,9 @@ def get_config(arg=None):
     config.data.name = "digits"
     config.data.batch_size = 32
     config.eval.batch_size = 64
-    if args.model == "cnn":
-        config.model = common.cnn_model(conv_features=(8, 16), dense_sizes=(32,))
-    else:
-        config.model = common.mlp_model(hidden_sizes=(32,))
+    config.model = common.model_config(args.model, {
+        "mlp": common.mlp_model(hidden_sizes=(32,)),
+        "cnn": common.cnn_model(conv_features=(8, 16), dense_sizes=(32,))}, "image")
     config.opt.name = "adam"
     config.opt.lr = 3e-3
     config.train.steps = 60

@@ -9,7 +9,6 @@ Models: logreg (linear), mlp (40-100-100-10 with the paper's residual second lay
 strided 1-D convs of 25 channels), gru (bidirectional, hidden size 6).
 """
 
-import ml_collections
 
 from configs import common
 
@@ -23,12 +22,10 @@ MODELS = {
 
 def get_config(arg=None):
     args = common.parse_arg(arg, model="cnn", smoke=False)
-    if args.model not in MODELS:
-        raise ValueError(f"unknown model {args.model!r}; choose one of {sorted(MODELS)}")
     config = common.base_config()
     config.data.name = "mnist1d"
     config.data.batch_size = 100
-    config.model = ml_collections.ConfigDict(MODELS[args.model])
+    config.model = common.model_config(args.model, MODELS, "signal")  # Or cnn1d: its defaults.
     config.opt.update(name="adam", lr=1e-2, schedule="constant")
     # Steps of these small models take about a millisecond: 10 a call (same results, faster).
     config.train.update(steps=6000, log_every=100, eval_every=500, keep=1, steps_per_call=10)

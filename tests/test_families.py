@@ -1,5 +1,6 @@
-"""Every model family trains from a config through the standard loop and resumes exactly: a run
-stopped by SIGTERM and rerun ends bitwise equal to one that never stopped."""
+"""Every model family is one config argument away (`:model=NAME`) from every config whose data
+it takes, trains from there through the standard loop and resumes exactly: a run stopped by
+SIGTERM and rerun ends bitwise equal to one that never stopped."""
 
 import signal
 
@@ -8,38 +9,62 @@ import ml_collections
 import numpy as np
 import pytest
 
-from configs import bbc_news, digits_mlp, mnist1d
+from configs import bbc_news, common, digits_mlp, fashion_mnist_cnn, mnist1d
+from research import config as config_lib
+from research import models, validation
+from research.errors import UserError
 from research.sweeps.reproduce import final_params
 from research.train import loop
 from tests.conftest import StopAfterCalls
 from tests.train.test_loop import read_json
 
 TINY_TEXT = {"max_len": 64, "hidden": 16, "depth": 1, "heads": 2, "mlp_dim": 32, "dropout": 0.1}
+# Each family by the config argument `:model=NAME` of a config whose data it takes (the config's
+# own variant of that name, or the family's defaults), then made tiny by model.* overrides.
 FAMILIES = {
-    "mlp": (digits_mlp, "", {"name": "mlp", "hidden_sizes": (16,)}),
-    "cnn_bn": (digits_mlp, "model=cnn", {"name": "cnn", "conv_features": (4, 8), "dense_sizes": (16,),
-                                         "batch_norm": True}),
-    "resnet": (digits_mlp, "", {"name": "resnet", "stage_sizes": (1, 1), "widths": (4, 8)}),
-    "vit": (digits_mlp, "", {"name": "vit", "patch_size": 4, "hidden": 16, "depth": 1, "heads": 2,
-                             "mlp_dim": 32, "dropout": 0.1}),
-    "cnn1d": (mnist1d, "model=cnn", None),
-    "gru": (mnist1d, "model=gru", {"name": "gru", "hidden_size": 4, "bidirectional": True}),
-    "transformer": (bbc_news, "model=transformer", {"name": "transformer", **TINY_TEXT, "causal": False,
-                                                    "pool": "last"}),
-    "lm": (bbc_news, "model=lm", {"name": "lm", **TINY_TEXT}),
+    "mlp": (digits_mlp, "mlp", {"hidden_sizes": (16,)}),
+    "cnn_bn": (digits_mlp, "cnn", {"conv_features": (4, 8), "dense_sizes": (16,), "batch_norm": True}),
+    "resnet": (digits_mlp, "resnet", {"stage_sizes": (1, 1), "widths": (4, 8)}),
+    "vit": (digits_mlp, "vit", {"patch_size": 4, "hidden": 16, "depth": 1, "heads": 2, "mlp_dim": 32,
+                                "dropout": 0.1}),
+    "cnn1d": (mnist1d, "cnn1d", {}),
+    "gru": (mnist1d, "gru", {"hidden_size": 4, "bidirectional": True}),
+    "transformer": (bbc_news, "transformer", {**TINY_TEXT, "causal": False, "pool": "last"}),
+    "lm": (bbc_news, "lm", TINY_TEXT),
 }
 
 
 def tiny_config(family: str, tfds_dir: str) -> ml_collections.ConfigDict:
-    module, arg, model = FAMILIES[family]
-    config = module.get_config(arg or None)
-    if model is not None:
-        config.model = ml_collections.ConfigDict(model)
+    module, model, sizes = FAMILIES[family]
+    config = module.get_config(f"model={model}")
+    assert config.model.name == model
+    # As --config.model.KEY=VALUE flags would: each key must be one the family has.
+    config = config_lib.apply_overrides(config, {f"model.{key}": value for key, value in sizes.items()})
     config.data.update(tfds_dir=tfds_dir, batch_size=16, vocab_size=400, max_len=64)
     config.train.update(steps=6, log_every=2, eval_every=6, checkpoint_every=3, epochs=0.0)
     config.eval.batch_size = 64
     config.mesh.num_devices = 1  # Sharding has its own tests; here compile time is what counts.
     return config
+
+
+@pytest.mark.parametrize("module,inputs", [(digits_mlp, "image"), (fashion_mnist_cnn, "image"),
+                                           (mnist1d, "signal"), (bbc_news, "text")])
+def test_every_family_that_takes_a_configs_data_is_one_argument_away(module, inputs):
+    for family in common.FAMILIES[inputs]:
+        config = module.get_config(f"model={family}")
+        assert config.model.name == family
+        validation.validate(config)
+        models.build(config.model, num_classes=3, vocab_size=400)
+    with pytest.raises(ValueError, match="unknown model 'gru'") if inputs == "image" else \
+            pytest.raises(ValueError, match="unknown model 'vit'"):
+        module.get_config("model=gru" if inputs == "image" else "model=vit")
+
+
+def test_renaming_the_family_by_flag_says_how_to_switch():
+    config = fashion_mnist_cnn.get_config()
+    config.model.name = "vit"
+    with pytest.raises(UserError, match=r"has no field\(s\) .*--config=FILE.py:model=vit"):
+        models.build(config.model, num_classes=10)
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))

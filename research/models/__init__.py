@@ -58,7 +58,10 @@ def build(model_config, num_classes: int, vocab_size: int | None = None) -> nn.M
     unknown = sorted(set(kwargs) - fields)
     if unknown:
         raise UserError(
-            f"model {model_config.name!r} has no field(s) {unknown}; its fields are {sorted(fields)}")
+            f"model {model_config.name!r} has no field(s) {unknown}; its fields are {sorted(fields)}. "
+            f"To switch a config to another family, name it in the config argument "
+            f"(--config=FILE.py:model={model_config.name}): the model starts from that family's "
+            "defaults, and --config.model.* flags change them")
     if "num_classes" in all_fields:
         kwargs["num_classes"] = num_classes
     if "vocab_size" in all_fields:
@@ -67,6 +70,15 @@ def build(model_config, num_classes: int, vocab_size: int | None = None) -> nn.M
                             "vocab_size: train it on a text dataset (--config.data.name)")
         kwargs["vocab_size"] = vocab_size
     return cls(**kwargs)
+
+
+def defaults(name: str) -> dict:
+    """Family `name`'s fields and their default values (those the data sets left out): the
+    model config a config file starts from when switched to this family."""
+    if name not in MODELS:
+        raise UserError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
+    return {f.name: f.default for f in dataclasses.fields(MODELS[name])
+            if f.name not in ("parent", "name", *DATA_FIELDS) and f.default is not dataclasses.MISSING}
 
 
 def model_inputs(batch: dict[str, jax.Array]) -> tuple[jax.Array, dict]:
