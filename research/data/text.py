@@ -59,11 +59,15 @@ def texts(split: Split) -> Iterator[str]:
     if not isinstance(split.arrays, columns.Records):
         yield from split.arrays["text"]
         return
-    for start in range(0, len(split), _CHUNK):
-        yield from split.arrays.take(np.arange(start, min(start + _CHUNK, len(split))))["text"]
+    for _, chunk in _chunks(split):
+        yield from chunk["text"]
 
 
-_CHUNK = 4096  # Texts read and tokenized at a time when streaming.
+def _chunks(split: Split, size: int = 4096) -> Iterator[tuple[slice, dict]]:
+    """A streamed split's rows, `size` at a time: (their slice, their columns)."""
+    for start in range(0, len(split), size):
+        rows = slice(start, min(start + size, len(split)))
+        yield rows, split.arrays.take(np.arange(rows.start, rows.stop))
 
 
 def as_inputs(split: Split, tok, max_len: int, *, language_model: bool) -> Split:
@@ -101,14 +105,12 @@ def windows_on_disk(split: Split, tok, max_len: int) -> Split:
     """`windows` of a streamed split, the same arrays, kept in files beside the prepared
     dataset and memory-mapped: the texts are tokenized a chunk at a time, once per split,
     tokenizer and max_len (later runs map the files)."""
-    records = split.arrays
-    base = _derived_path(records, tok, f"windows{max_len}")
+    base = _derived_path(split.arrays, tok, f"windows{max_len}")
     with sources.exclusive(base + ".lock"):  # Parallel runs and processes write it once.
         if not os.path.exists(base + ".tokens"):
             with open(base + ".tokens.tmp", "wb") as f:
-                for start in range(0, len(split), _CHUNK):
-                    chunk = records.take(np.arange(start, min(start + _CHUNK, len(split))))["text"]
-                    for ids in tok.encode_ids(list(chunk), add_bos=True, add_eos=True):
+                for _, chunk in _chunks(split):
+                    for ids in tok.encode_ids(list(chunk["text"]), add_bos=True, add_eos=True):
                         f.write(ids.astype(np.int32).tobytes())
                 length = f.tell() // 4
                 f.write(np.full(-length % max_len, tok.pad_id, np.int32).tobytes())
@@ -144,19 +146,17 @@ class _WindowMask:
 def examples_on_disk(split: Split, tok, max_len: int) -> Split:
     """`examples` of a streamed split, the same arrays, kept in files beside the prepared
     dataset and memory-mapped (see `windows_on_disk`)."""
-    records, count = split.arrays, len(split)
-    base = _derived_path(records, tok, f"examples{max_len}")
+    count = len(split)
+    base = _derived_path(split.arrays, tok, f"examples{max_len}")
     shape = (count, max_len)
     with sources.exclusive(base + ".lock"):
         if not os.path.exists(base + ".tokens"):
             tokens = np.memmap(base + ".tokens.tmp", np.int32, "w+", shape=shape)
             mask = np.memmap(base + ".mask.tmp", bool, "w+", shape=shape)
             labels = np.memmap(base + ".label.tmp", np.int32, "w+", shape=(count,))
-            for start in range(0, count, _CHUNK):
-                stop = min(start + _CHUNK, count)
-                chunk = records.take(np.arange(start, stop))
-                tokens[start:stop], mask[start:stop] = tok.encode(list(chunk["text"]), max_len, add_bos=True)
-                labels[start:stop] = chunk["label"]
+            for rows, chunk in _chunks(split):
+                tokens[rows], mask[rows] = tok.encode(list(chunk["text"]), max_len, add_bos=True)
+                labels[rows] = chunk["label"]
             for array in (tokens, mask, labels):
                 array.flush()
             del tokens, mask, labels
