@@ -34,6 +34,9 @@ def base_config() -> ml_collections.ConfigDict:
     config.data.workers = 0  # Grain worker processes gathering training batches (0: a thread).
 
     config.model = mlp_model()
+    # auto: what the model family learns (softmax classification, or language modelling);
+    # binary: two classes as one sigmoid output and binary cross-entropy, with ROC AUC.
+    config.task = "auto"
 
     config.opt = ml_collections.ConfigDict()
     config.opt.name = "adam"  # sgd | momentum | adam | adamw

@@ -38,6 +38,17 @@ def classification_summary(confusion: np.ndarray) -> dict[str, float]:
     }
 
 
+def roc_auc(positives: np.ndarray, negatives: np.ndarray) -> float:
+    """Area under the ROC curve from counts of each class's scores in ascending bins: the
+    chance that a positive scores above a negative, ties counting half. NaN without both."""
+    positives, negatives = positives.astype(np.float64), negatives.astype(np.float64)
+    if not positives.sum() or not negatives.sum():
+        return float("nan")
+    negatives_below = np.cumsum(negatives) - negatives
+    pairs = (positives * (negatives_below + 0.5 * negatives)).sum()
+    return float(pairs / (positives.sum() * negatives.sum()))
+
+
 def to_host(step_metrics: list[dict]) -> list[dict[str, float]]:
     """Metric dicts, each one step's scalars or several steps' stacked along a leading axis
     (a multi-step call's), as one dict of Python floats a step (one device fetch for all)."""

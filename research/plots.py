@@ -1,4 +1,4 @@
-"""PNG figures of a run: learning curves and confusion matrices."""
+"""PNG figures of a run: learning curves, confusion matrices and a 2-D classifier's predictions."""
 
 import os
 
@@ -26,6 +26,31 @@ def learning_curves(rows: list[dict], path: str, title: str = "") -> None:
         ax.legend(fontsize=8)
     ax_loss.set_yscale("log")
     fig.suptitle(title)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def predictions_2d(points_Nx2: np.ndarray, labels_N: np.ndarray, probability, path: str,
+                   class_names=("0", "1"), title: str = "") -> None:
+    """A binary classifier over the plane: the predicted probability of class 1 as a colour
+    field with its 0.5 contour (the decision boundary), and the points coloured by label.
+    `probability(grid_Mx2)` gives the model's probabilities at M points."""
+    low, high = points_Nx2.min(axis=0), points_Nx2.max(axis=0)
+    margin = 0.1 * (high - low)
+    xs = np.linspace(low[0] - margin[0], high[0] + margin[0], 200)
+    ys = np.linspace(low[1] - margin[1], high[1] + margin[1], 200)
+    grid_x, grid_y = np.meshgrid(xs, ys)
+    field = np.asarray(probability(np.stack([grid_x.ravel(), grid_y.ravel()], -1))).reshape(grid_x.shape)
+    fig, ax = plt.subplots(figsize=(6.5, 5))
+    shading = ax.contourf(grid_x, grid_y, field, levels=np.linspace(0, 1, 21), cmap="RdBu_r", alpha=0.8)
+    ax.contour(grid_x, grid_y, field, levels=[0.5], colors="black", linewidths=1.5)
+    for label, marker in ((0, "o"), (1, "^")):
+        where = labels_N == label
+        ax.scatter(points_Nx2[where, 0], points_Nx2[where, 1], c="darkred" if label else "navy",
+                   marker=marker, s=14, edgecolors="white", linewidths=0.4, label=class_names[label])
+    fig.colorbar(shading, ax=ax, label=f"P({class_names[1]})")
+    ax.legend(loc="upper right", fontsize=8)
+    ax.set_title(title or "predicted probability; black line: P = 0.5")
     fig.tight_layout()
     _save(fig, path)
 

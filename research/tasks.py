@@ -87,6 +87,61 @@ class LanguageModeling:
                 "accuracy": int(totals["correct"]) / tokens}, None
 
 
-def for_model(model_name: str, num_classes: int):
-    """The task a model family is trained on."""
-    return LanguageModeling() if model_name in LANGUAGE_MODELS else Classification(num_classes)
+class BinaryClassification:
+    """Labels 0 and 1, one logit an example [B, 1]: a sigmoid and binary cross-entropy. Reports
+    accuracy at probability 0.5, precision, recall and F1 of class 1, and ROC AUC."""
+
+    SUMMARY = ("loss", "accuracy", "precision", "recall", "f1", "roc_auc")
+    num_classes = 2
+    outputs = 1
+    # ROC AUC from histograms of the predicted probability of each class, which add up over
+    # batches, devices and processes like the other sums: written here because it must be a
+    # sum (sklearn's roc_auc_score wants every score at once). Ties within a bin of 1/4096
+    # count half, as tied scores do.
+    BINS = 4096
+
+    def loss_and_metrics(self, logits_Bx1: jax.Array, batch: dict) -> tuple[jax.Array, dict]:
+        logit_B, label_B = logits_Bx1[:, 0], batch["label"]
+        loss = optax.sigmoid_binary_cross_entropy(logit_B, label_B.astype(logit_B.dtype)).mean()
+        return loss, {"accuracy": ((logit_B > 0) == (label_B == 1)).mean()}
+
+    def weight(self, batch: dict) -> jax.Array:
+        return jnp.asarray(batch["label"].shape[0], jnp.float32)
+
+    def eval_sums(self, logits_Bx1: jax.Array, batch: dict) -> dict:
+        logit_B, label_B, mask_B = logits_Bx1[:, 0], batch["label"], batch["mask"]
+        losses_B = optax.sigmoid_binary_cross_entropy(logit_B, label_B.astype(logit_B.dtype))
+        bin_B = jnp.clip((jax.nn.sigmoid(logit_B) * self.BINS).astype(jnp.int32), 0, self.BINS - 1)
+        histogram = lambda rows_B: jnp.zeros(self.BINS, jnp.int32).at[bin_B].add(rows_B)  # noqa: E731
+        return {
+            "loss_sum": jnp.where(mask_B, losses_B, 0.0).sum(),
+            "examples": mask_B.sum(),
+            "confusion": metrics.confusion_matrix(label_B, (logit_B > 0).astype(label_B.dtype), mask_B, 2),
+            "positives": histogram(mask_B & (label_B == 1)),
+            "negatives": histogram(mask_B & (label_B == 0)),
+        }
+
+    def summarize(self, totals: dict) -> tuple[dict, np.ndarray]:
+        confusion = np.asarray(totals["confusion"], np.int64)
+        (true_negatives, false_positives), (false_negatives, true_positives) = confusion
+        precision = true_positives / max(true_positives + false_positives, 1)
+        recall = true_positives / max(true_positives + false_negatives, 1)
+        summary = {
+            "loss": float(totals["loss_sum"]) / int(totals["examples"]),
+            "accuracy": float((true_positives + true_negatives) / max(confusion.sum(), 1)),
+            "precision": float(precision), "recall": float(recall),
+            "f1": float(2 * precision * recall / (precision + recall)) if precision + recall else 0.0,
+            "roc_auc": metrics.roc_auc(np.asarray(totals["positives"]), np.asarray(totals["negatives"])),
+        }
+        return summary, confusion
+
+
+TASKS = ("auto", "binary")
+
+
+def for_model(model_name: str, num_classes: int, task: str = "auto"):
+    """The task a model family is trained on: language modelling for language models, else
+    classification (`task="binary"`: one sigmoid output, for two classes)."""
+    if model_name in LANGUAGE_MODELS:
+        return LanguageModeling()
+    return BinaryClassification() if task == "binary" else Classification(num_classes)

@@ -40,6 +40,7 @@ def validate(config) -> None:
     _one_of(str(config.data.in_memory).lower(), ("auto", "true", "false"), "data.in_memory")
     _non_negative(config, "data.in_memory_max_gb", "data.workers")
     _one_of(config.model.name, models.MODELS, "model.name")
+    _one_of(config.get("task", "auto"), tasks.TASKS, "task")  # Runs older than the field: auto.
     _one_of(config.opt.name, optim.OPTIMIZERS, "opt.name")
     _one_of(config.opt.schedule, optim.SCHEDULES, "opt.schedule")
     _positive(config, "opt.eps")
@@ -61,7 +62,7 @@ def validate(config) -> None:
              "train.early_stop_patience needs train.best_metric, the metric it watches")
     profiling.profile_range(config.train.profile_steps)
     if config.train.best_metric:
-        task = tasks.for_model(config.model.name, num_classes=2)
+        task = tasks.for_model(config.model.name, num_classes=2, task=config.get("task", "auto"))
         names = [f"eval/{config.eval.split}/{name}" for name in task.SUMMARY]
         _require(config.train.best_metric in names,
                  f"train.best_metric={config.train.best_metric!r} is not a metric this run logs; "

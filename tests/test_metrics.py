@@ -46,3 +46,15 @@ def test_to_host_unstacks_multi_step_metrics():
     single = {"loss": jnp.float32(0.125), "accuracy": jnp.float32(0.5)}
     assert metrics.to_host([stacked, single]) == [
         {"loss": 0.5, "accuracy": 0.0}, {"loss": 0.25, "accuracy": 1.0}, {"loss": 0.125, "accuracy": 0.5}]
+
+
+def test_roc_auc_from_histograms_is_sklearns_and_counts_ties_half():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 500)
+    bins = rng.integers(0, 4096, 500) + 40 * labels  # Positives score a little higher.
+    bins = np.minimum(bins, 4095)
+    histogram = lambda label: np.bincount(bins[labels == label], minlength=4096)  # noqa: E731
+    expected = sk.roc_auc_score(labels, bins)
+    assert metrics.roc_auc(histogram(1), histogram(0)) == pytest.approx(expected, abs=1e-12)
+    assert metrics.roc_auc(np.array([0, 2]), np.array([0, 2])) == 0.5  # All tied.
+    assert np.isnan(metrics.roc_auc(np.array([0, 2]), np.array([0, 0])))

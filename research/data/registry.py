@@ -84,6 +84,7 @@ def catalog_builder(name, data_dir, hint):
 DATASETS = {
     "fashion_mnist": _fashion_mnist,
     "digits": local("research.data.digits:Digits"),
+    "two_moons": local("research.data.two_moons:TwoMoons"),
     "mnist1d": local("research.data.mnist1d:Mnist1d"),
     "bbc_news": local("research.data.bbc_news:BbcNews"),
     "text_folder": _text_folder,

@@ -89,6 +89,8 @@ def model_inputs(batch: dict[str, jax.Array]) -> tuple[jax.Array, dict]:
         return batch["image"].astype(jnp.float32) / 255.0, {}
     if "signal" in batch:
         return batch["signal"], {}
+    if "features" in batch:  # A vector an example, float32 [B, D].
+        return batch["features"], {}
     if "tokens" in batch:
         return batch["tokens"], {"mask": batch["token_mask"]}
-    raise ValueError(f"a batch needs image, signal or tokens; it has {sorted(batch)}")
+    raise ValueError(f"a batch needs image, signal, features or tokens; it has {sorted(batch)}")

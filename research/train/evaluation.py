@@ -5,7 +5,7 @@ import os
 import jax
 import numpy as np
 
-from research import metrics, plots
+from research import metrics, plots, tasks
 from research import workdir as workdir_lib
 from research.data import pipeline
 from research.data.sources import Split
@@ -50,6 +50,24 @@ def write_final_results(workdir: str, results: dict, *, split_name: str, confusi
         plots.confusion_matrix(confusion, class_names,
                                os.path.join(workdir, "plots", f"confusion_{split_name}.png"),
                                title=f"{split_name}, step {step}")
+
+
+def plot_predictions(workdir: str, exp, state, split) -> None:
+    """For a binary classifier of 2-D points (`features` of width 2), plots/predictions.png: the
+    predicted probability over the plane and the points of `split`."""
+    features = split.arrays.get("features")
+    binary = isinstance(exp.task, tasks.BinaryClassification)
+    if not binary or features is None or features.shape[1:] != (2,):
+        return
+
+    @jax.jit
+    def probability(variables, x):
+        return jax.nn.sigmoid(exp.model.apply(variables, x, train=False))[:, 0]
+
+    plots.predictions_2d(np.asarray(features), np.asarray(split.arrays["label"]),
+                         lambda grid_Mx2: probability(state.variables, grid_Mx2.astype(np.float32)),
+                         os.path.join(workdir, "plots", "predictions.png"),
+                         class_names=split.class_names)
 
 
 def evaluate_workdir(workdir: str, *, checkpoint_name: str = "best", split_name: str = "test") -> dict:

@@ -26,7 +26,7 @@ class Experiment:
     """What a config builds: the pieces the step functions and the loop are made from."""
 
     model: object
-    task: object  # tasks.Classification or tasks.LanguageModeling
+    task: object  # tasks.Classification, BinaryClassification or LanguageModeling
     tx: optax.GradientTransformation
     schedule: optax.Schedule
     train_data: sources.Split
@@ -67,9 +67,13 @@ def build(config, workdir: str | None = None) -> Experiment:
     augment_batch = augment.parse(config.data.augment)
     if augment_batch is not None and "image" not in train_data.arrays:
         raise UserError(f"data.augment has image ops but {config.data.name!r} has no images")
+    task = tasks.for_model(config.model.name, train_data.num_classes, config.get("task", "auto"))
+    if isinstance(task, tasks.BinaryClassification) and train_data.num_classes != 2:
+        raise UserError(f"task=binary needs two classes; {config.data.name!r} has {train_data.num_classes}")
     return Experiment(
-        model=models.build(config.model, train_data.num_classes, vocab_size=vocab_size),
-        task=tasks.for_model(config.model.name, train_data.num_classes), tx=tx, schedule=schedule,
+        model=models.build(config.model, getattr(task, "outputs", train_data.num_classes),
+                           vocab_size=vocab_size),
+        task=task, tx=tx, schedule=schedule,
         train_data=train_data, eval_data=eval_data, mesh=mesh, augment=augment_batch,
         tokenizer_file=tokenizer_file, steps_per_epoch=steps_per_epoch, total_steps=total_steps,
         grad_accum_steps=config.train.grad_accum_steps)

@@ -159,6 +159,8 @@ def _train(config, experiment: Experiment, group: Group, state, steps: Steps, ba
     if progress.stopped_early is not None:
         logging.info("stopped early at step %d: %s", step, early_stop_reason(progress, config.train))
     results = finish_runs(group, sessions, progress, last_eval, experiment, config.eval.split, config.train)
+    if primary and not group.stacked and results[0]["status"] == "finished":
+        evaluation.plot_predictions(group.workdirs[0], experiment, state, experiment.eval_data)
     return results, state
 
 

@@ -1,0 +1,1 @@
+from research.data.two_moons.builder import TwoMoons  # noqa: F401
