@@ -59,17 +59,20 @@ def _text_folder(data_config, data_dir):
     return builder.TextFolder(config=config, data_dir=data_dir, file_format="array_record")
 
 
-def catalog(name: str):
-    """A dataset only the TFDS catalog has: it needs internet the first time."""
+def catalog(name: str, offline: str = ""):
+    """A dataset only the TFDS catalog has: it needs internet the first time. `offline` names
+    the local dataset the same models run on meanwhile (said in the error)."""
+    instead = f", or run the same model on {offline} with --config.data.name={offline}" if offline else ""
+
     def make(data_config, data_dir):
         if data_config.source == "local":
             raise UserError(
                 f"dataset {data_config.name!r} has no local source here; it comes from the TFDS "
-                "catalog: use --config.data.source=auto (or catalog) on a machine with internet")
+                f"catalog: use --config.data.source=auto (or catalog) on a machine with internet{instead}")
         return catalog_builder(name, data_dir, hint=(
             f"{name!r} comes from the TFDS catalog, which needs internet the first time it is "
-            "prepared into data.tfds_dir; run once on a machine with internet, or copy a "
-            "prepared tfds_dir here"))
+            f"prepared into data.tfds_dir; run once on a machine with internet, or copy a "
+            f"prepared tfds_dir here{instead}"))
     return make
 
 
@@ -88,7 +91,7 @@ DATASETS = {
     "mnist1d": local("research.data.mnist1d:Mnist1d"),
     "bbc_news": local("research.data.bbc_news:BbcNews"),
     "text_folder": _text_folder,
-    "mnist": catalog("mnist"),
+    "mnist": catalog("mnist", offline="fashion_mnist"),
     "cifar10": catalog("cifar10"),
     "imdb_reviews": catalog("imdb_reviews"),
 }

@@ -122,7 +122,8 @@ def test_parallel_sweep_records_a_failure_summarises_and_resumes(tmp_path, tfds_
 
 def test_killed_sweep_resumes_its_runs(tmp_path, tfds_dir, digits_config):
     sweep_dir = tmp_path / "s"
-    flags = ["--config=configs/digits_mlp.py", "--sweep=lr", f"--sweep_dir={sweep_dir}", "--parallel=2",
+    path = write_config(tmp_path, '[{"opt.lr": 0.001, "seed": 0}, {"opt.lr": 0.003, "seed": 0}]')
+    flags = [f"--config={path}", "--sweep=any", f"--sweep_dir={sweep_dir}", "--parallel=2",
              f"--config.data.tfds_dir={tfds_dir}", "--config.train.steps=300",
              "--config.train.checkpoint_every=20"]
     process = subprocess.Popen([sys.executable, "-m", "experiments.sweep", *flags], cwd=ROOT,

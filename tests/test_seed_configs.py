@@ -1,15 +1,17 @@
-"""Binary classification (task=binary): one sigmoid output and binary cross-entropy, with
-precision, recall and F1 of class 1 and ROC AUC; the toy MLP seed config on two moons learns
-it and draws plots/predictions.png."""
+"""The seed systems' configs, and the binary task the toy one needs (task=binary: one sigmoid
+output and binary cross-entropy, with precision, recall and F1 of class 1 and ROC AUC): the toy
+MLP learns two moons and draws plots/predictions.png; the MNIST configs say in one line,
+offline, which flag runs them on Fashion-MNIST, and train there with it."""
 
 import os
+import socket
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
 
-from configs import digits_mlp, toy_mlp
+from configs import digits_mlp, mnist_cnn, mnist_mlp, toy_mlp
 from research import tasks
 from research.errors import UserError
 from research.train import loop
@@ -47,3 +49,26 @@ def test_binary_needs_two_classes(tfds_dir, tmp_path):
     config.task = "binary"
     with pytest.raises(UserError, match="task=binary needs two classes; 'digits' has 10"):
         loop.train_and_evaluate(config, str(tmp_path / "run"))
+
+
+@pytest.mark.parametrize("module", [mnist_cnn, mnist_mlp], ids=["cnn", "mlp"])
+def test_mnist_offline_names_the_fashion_mnist_flag_which_trains_the_same_model(
+        module, tfds_dir, tmp_path, monkeypatch):
+    config = module.get_config("smoke=True")
+    config.data.tfds_dir = str(tmp_path / "tfds")
+    with monkeypatch.context() as patch:
+        def no_dns(host, *args, **kwargs):
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+        patch.setattr(socket, "getaddrinfo", no_dns)  # Offline, whatever this machine is.
+        for proxy in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+            patch.delenv(proxy, raising=False)
+        with pytest.raises(UserError, match="or run the same model on fashion_mnist with "
+                                            "--config.data.name=fashion_mnist$"):
+            loop.train_and_evaluate(config, str(tmp_path / "mnist"))
+    if not os.path.isdir("/usr/share/datasets/fashion-mnist"):
+        pytest.skip("no Fashion-MNIST files here (scripts/setup.sh installs them as root)")
+    config.data.update(name="fashion_mnist", tfds_dir=tfds_dir)
+    config.train.eval_every = 20  # One pass over the 10,000 test images.
+    results = loop.train_and_evaluate(config, str(tmp_path / "fashion"))
+    assert results["step"] == 20 and results["eval/test/accuracy"] > 0.3
