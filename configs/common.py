@@ -19,6 +19,9 @@ def base_config() -> ml_collections.ConfigDict:
     # Training-stream ops joined by "|", e.g. "random_crop(pad=4)|flip_lr|random_erasing(p=0.5)"
     # (research/data/augment.py).
     config.data.augment = ""
+    # Class names to keep, relabelled 0, 1, ... in this order (e.g. two for a binary task);
+    # empty: every class.
+    config.data.classes = ()
     config.data.vocab_size = 8000  # Text: tokenizer vocabulary, trained on the train split.
     config.data.max_len = 256  # Text: tokens an example (classifiers) or a window (language models).
     # data.name=text_folder, your own corpus: a directory, glob or comma-separated list of .txt

@@ -20,3 +20,9 @@ def get_config(arg=None):
     # A step takes well under a millisecond: 10 a call (same results, faster).
     config.train.update(epochs=10.0, log_every=200, keep=1, steps_per_call=10)
     return common.shrink_for_smoke(config) if args.smoke else config
+
+
+def get_sweep(name):
+    if name == "lr":
+        return common.lr_seed_sweep(lrs=(3e-4, 1e-3, 3e-3), seeds=range(3))
+    raise ValueError(f"unknown sweep {name!r}; this config has: lr")

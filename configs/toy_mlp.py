@@ -27,4 +27,6 @@ def get_config(arg=None):
 def get_sweep(name):
     if name == "seeds":
         return common.product(seed=range(3))
-    raise ValueError(f"unknown sweep {name!r}; this config has: seeds")
+    if name == "lr":
+        return common.lr_seed_sweep(lrs=(0.003, 0.01, 0.03, 0.1), seeds=range(3))
+    raise ValueError(f"unknown sweep {name!r}; this config has: seeds, lr")

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
 
-from configs import digits_mlp, mnist_cnn, mnist_mlp, toy_mlp
+from configs import digits_mlp, mnist_cnn, mnist_mlp, sentiment, toy_mlp
 from research import tasks
+from research.data import sources
 from research.errors import UserError
 from research.train import loop
 
@@ -72,3 +73,30 @@ def test_mnist_offline_names_the_fashion_mnist_flag_which_trains_the_same_model(
     config.train.eval_every = 20  # One pass over the 10,000 test images.
     results = loop.train_and_evaluate(config, str(tmp_path / "fashion"))
     assert results["step"] == 20 and results["eval/test/accuracy"] > 0.3
+
+
+def test_data_classes_keeps_and_relabels_the_named_classes():
+    split = sources.Split(arrays={"label": np.array([0, 1, 2, 3, 4, 2, 0], np.int32),
+                                  "x": np.arange(7)}, num_classes=5, class_names=("a", "b", "c", "d", "e"))
+    kept = sources.only_classes(split, ("c", "a"), "toy")
+    assert kept.class_names == ("c", "a") and kept.num_classes == 2
+    np.testing.assert_array_equal(kept.arrays["x"], [0, 2, 5, 6])
+    np.testing.assert_array_equal(kept.arrays["label"], [1, 0, 0, 1])
+    with pytest.raises(UserError, match=r"data.classes=\['c', 'z'\]: 'toy' has the classes"):
+        sources.only_classes(split, ("c", "z"), "toy")
+
+
+def test_the_sentiment_model_trains_on_its_offline_stand_in(tfds_dir, tmp_path):
+    config = sentiment.get_config("data=bbc_standin,smoke=True")
+    assert config.task == "binary" and tuple(config.data.classes) == ("business", "tech")
+    config.data.update(tfds_dir=tfds_dir, vocab_size=400, max_len=64)
+    config.model.update(max_len=64, hidden=16, depth=1, heads=2, mlp_dim=32)
+    config.train.eval_every = 20
+    results = loop.train_and_evaluate(config, str(tmp_path / "standin"))
+    assert results["step"] == 20 and 0 <= results["eval/test/roc_auc"] <= 1
+    every_topic = config.data.copy_and_resolve_references()
+    every_topic.classes = ()
+    labels = sources.load_split(every_topic, "test").arrays["label"]
+    confusion = np.asarray(results["eval/test/confusion_matrix"])
+    assert confusion.shape == (2, 2)
+    assert confusion.sum(axis=1).tolist() == [(labels == 0).sum(), (labels == 4).sum()]  # Business, tech.

@@ -138,7 +138,29 @@ def load_split(data_config, split: str) -> Split:
         arrays = _decoded_arrays(builder, split)
     else:
         arrays = columns.Records(builder, split, skipped=_SKIPPED_FEATURES)
-    return Split(arrays=arrays, num_classes=label_feature.num_classes, class_names=tuple(label_feature.names))
+    loaded = Split(arrays=arrays, num_classes=label_feature.num_classes,
+                   class_names=tuple(label_feature.names))
+    return only_classes(loaded, tuple(data_config.get("classes", ())), data_config.name)
+
+
+def only_classes(split: Split, classes: tuple[str, ...], dataset: str) -> Split:
+    """The examples of `classes` (data.classes, class names) alone, labelled 0, 1, ... in that
+    order; the whole split when `classes` is empty."""
+    if not classes:
+        return split
+    unknown = sorted(set(classes) - set(split.class_names))
+    if unknown or len(set(classes)) != len(classes):
+        raise UserError(f"data.classes={list(classes)}: {dataset!r} has the classes "
+                        f"{list(split.class_names)}; name each once")
+    if isinstance(split.arrays, columns.Records):
+        raise UserError("data.classes works on splits held in memory; set --config.data.in_memory=true")
+    old_labels = [split.class_names.index(name) for name in classes]
+    keep = np.isin(split.arrays["label"], old_labels)
+    relabel = np.full(len(split.class_names), -1, np.int32)
+    relabel[old_labels] = np.arange(len(classes))
+    arrays = {name: values[keep] for name, values in split.arrays.items()}
+    arrays["label"] = relabel[arrays["label"]]
+    return Split(arrays=arrays, num_classes=len(classes), class_names=tuple(classes))
 
 
 def in_memory(data_config, num_bytes: int) -> bool:
