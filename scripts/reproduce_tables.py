@@ -43,6 +43,8 @@ class Row:
     accelerator: bool = False
     metric: str = "accuracy"  # Read from eval/test/<metric>.
     init_from_row: str = ""  # Starts every run from seed 0 of that row's sweep.
+    # A script run instead of a sweep (one deterministic run into seed=0/), for baselines.
+    program: str = ""
 
 
 TABLES = {
@@ -69,6 +71,8 @@ TABLES = {
             "98.3% (SVM)"),
         Row("finetuned", "Transformer classifier fine-tuned from the LM",
             "configs/bbc_news.py:model=transformer", "98.3% (SVM)", init_from_row="lm"),
+        Row("tfidf", "TF-IDF word 1-2-grams (sublinear tf) + LinearSVC, whole articles (baseline)",
+            "configs/bbc_news.py", "98.3% (SVM)", program="scripts/baseline_tfidf.py"),
     ]),
 }
 
@@ -93,6 +97,8 @@ def run_row(table: str, row: Row, rows_by_name: dict) -> None:
     command = [sys.executable, "-m", "experiments.sweep", f"--config={row.config}",
                f"--sweep={row.sweep}", f"--sweep_dir={directory}",
                f"--parallel={flags.FLAGS.parallel}"]
+    if row.program:
+        command = [sys.executable, row.program, f"--config={row.config}", f"--workdir={directory}/seed=0"]
     if row.vectorize:
         command.append("--vectorize")
     if row.init_from_row:

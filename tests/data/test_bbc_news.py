@@ -42,3 +42,16 @@ def test_split_is_the_recorded_one(bbc):
     test_split = bbc["test"].arrays
     prepared = collections.Counter(zip(test_split["text"], test_split["label"].tolist(), strict=True))
     assert prepared == collections.Counter((texts[i], int(labels[i])) for i in test)
+
+
+def test_the_tfidf_baseline_row_reads_the_same_split_and_writes_a_run_like_result(tfds_dir, tmp_path):
+    import json
+
+    from tests.conftest import run_program
+
+    done = run_program("scripts.baseline_tfidf", "--config=configs/bbc_news.py",
+                       f"--config.data.tfds_dir={tfds_dir}", f"--workdir={tmp_path}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.load(open(tmp_path / "results.json"))
+    assert sum(map(sum, results["eval/test/confusion_matrix"])) == 444
+    assert results["eval/test/accuracy"] > 0.95 and "eval/test/f1" in results
