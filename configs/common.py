@@ -103,6 +103,23 @@ def fashion_mnist(model: ml_collections.ConfigDict) -> ml_collections.ConfigDict
     return config
 
 
+def mnist_seed(model: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """The recipe of the seed MNIST models (configs/mnist_cnn.py, mnist_mlp.py): Adam 1e-3,
+    constant, 10 epochs of batch 64, MNIST from the TFDS catalog."""
+    config = base_config()
+    config.data.update(name="mnist", batch_size=64)
+    config.model = model
+    config.opt.update(name="adam", lr=1e-3, schedule="constant")
+    config.train.update(epochs=10.0, log_every=200, keep=1)
+    return config
+
+
+def mnist_seed_sweep(name: str) -> list[dict]:
+    if name == "lr":
+        return lr_seed_sweep(lrs=(3e-4, 1e-3, 3e-3), seeds=range(3))
+    raise ValueError(f"unknown sweep {name!r}; this config has: lr")
+
+
 def shrink_for_smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """A few steps with every cadence exercised: for checking that a config runs."""
     config.train.update(steps=20, log_every=5, eval_every=10)

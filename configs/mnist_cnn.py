@@ -13,15 +13,8 @@ from configs import common
 
 def get_config(arg=None):
     args = common.parse_arg(arg, smoke=False)
-    config = common.base_config()
-    config.data.update(name="mnist", batch_size=64)
-    config.model = common.cnn_model(conv_features=(32,), dense_sizes=(128,))
-    config.opt.update(name="adam", lr=1e-3, schedule="constant")
-    config.train.update(epochs=10.0, log_every=200, keep=1)
+    config = common.mnist_seed(common.cnn_model(conv_features=(32,), dense_sizes=(128,)))
     return common.shrink_for_smoke(config) if args.smoke else config
 
 
-def get_sweep(name):
-    if name == "lr":
-        return common.lr_seed_sweep(lrs=(3e-4, 1e-3, 3e-3), seeds=range(3))
-    raise ValueError(f"unknown sweep {name!r}; this config has: lr")
+get_sweep = common.mnist_seed_sweep
