@@ -24,17 +24,24 @@ def final_params(workdir: str):
     return checkpoint.latest_params(workdir)[1]
 
 
-def compare_workdirs(workdir_a: str, workdir_b: str) -> dict:
-    """Whether results.json and the latest checkpoint's params agree bit for bit, and by how
-    much they differ where they do not."""
+def compare_workdirs(workdir_a: str, workdir_b: str, rtol: float = 1e-5, atol: float = 1e-6) -> dict:
+    """Whether results.json and the latest checkpoint's params agree bit for bit, by how much
+    they differ where they do not, and whether they are `close`: metrics within `rtol`/`atol`
+    and params within 10x that, what a vectorized run and its rerun alone agree to
+    (tests/sweeps/test_vectorized.py)."""
     results_a = _read_json(os.path.join(workdir_a, "results.json"))
     results_b = _read_json(os.path.join(workdir_b, "results.json"))
     params_a, params_b = final_params(workdir_a), final_params(workdir_b)
     same_structure = jax.tree.structure(params_a) == jax.tree.structure(params_b)
     leaves = list(zip(jax.tree.leaves(params_a), jax.tree.leaves(params_b), strict=False))
+    floats = [k for k, v in results_a.items() if isinstance(v, float)]
+    close = (same_structure and results_a.keys() == results_b.keys()
+             and all(np.isclose(results_a[k], results_b[k], rtol=rtol, atol=atol) for k in floats)
+             and all(np.allclose(a, b, rtol=10 * rtol, atol=atol) for a, b in leaves))
     return {
         "results_identical": results_a == results_b,
         "params_identical": same_structure and all(np.array_equal(a, b) for a, b in leaves),
+        "close": bool(close),
         "max_abs_param_diff": max((float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
                                    for a, b in leaves if np.shape(a) == np.shape(b)), default=0.0),
         "metric_diffs": {k: results_b.get(k, np.nan) - v for k, v in results_a.items()
@@ -73,23 +80,8 @@ def reproduce(workdir: str, into: str) -> dict:
     result = loop.train_and_evaluate(config, into)
     if result["status"] != "finished":
         raise UserError(f"the rerun in {into} stopped at step {result['step']}; rerun to finish it")
-    compared = compare_workdirs(workdir, into)
-    return {**compared, "environment_differences": differences, "into": into,
-            "vectorized_with": vectorized_with, "close": close(workdir, into)}
-
-
-def close(workdir_a: str, workdir_b: str, rtol: float = 1e-5, atol: float = 1e-6) -> bool:
-    """Whether the two runs' metrics agree within `rtol`/`atol` and their params within 10x
-    that: what a vectorized run and its rerun alone agree to (tests/sweeps/test_vectorized.py)."""
-    results_a = _read_json(os.path.join(workdir_a, "results.json"))
-    results_b = _read_json(os.path.join(workdir_b, "results.json"))
-    metrics = [k for k, v in results_a.items() if isinstance(v, float)]
-    if results_a.keys() != results_b.keys() or not all(
-            np.isclose(results_a[k], results_b[k], rtol=rtol, atol=atol) for k in metrics):
-        return False
-    params_a, params_b = final_params(workdir_a), final_params(workdir_b)
-    leaves = zip(jax.tree.leaves(params_a), jax.tree.leaves(params_b), strict=True)
-    return all(np.allclose(a, b, rtol=10 * rtol, atol=atol) for a, b in leaves)
+    return {**compare_workdirs(workdir, into), "environment_differences": differences, "into": into,
+            "vectorized_with": vectorized_with}
 
 
 def default_into(workdir: str) -> str:
