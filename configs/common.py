@@ -88,6 +88,14 @@ def base_config() -> ml_collections.ConfigDict:
     config.mesh.fsdp = 1  # Batches, and each parameter and its optimizer moments, split.
     config.mesh.tensor = 1  # Attention heads and MLP units split (transformer, lm, vit).
 
+    config.log = ml_collections.ConfigDict()
+    # A Weights & Biases project: metrics, config, results and plots are mirrored to a W&B run
+    # (research/train/wandb_log.py); a resumed run continues it. "" mirrors nothing.
+    config.log.wandb_project = ""
+    config.log.wandb_entity = ""  # "": the API key's default entity.
+    # auto: online when W&B has an API key, else offline files in <workdir>/wandb (`wandb sync`).
+    config.log.wandb_mode = "auto"
+
     config.init_from = ""  # A workdir whose latest params start this run.
     return config
 

@@ -19,8 +19,9 @@ from research.errors import UserError
 
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "grain", "tensorflow-datasets",
             "numpy", "ml-collections", "absl-py")
-# Config fields that change where arrays lie or how data is read, never a number.
-RUNTIME_FIELDS = ("mesh.", "data.in_memory", "data.workers")
+# Config fields that change where arrays lie, how data is read or where metrics are mirrored,
+# never a number.
+RUNTIME_FIELDS = ("mesh.", "data.in_memory", "data.workers", "log.")
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

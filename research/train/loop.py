@@ -24,7 +24,7 @@ from research.errors import UserError
 from research.parallel import distributed, sharding
 from research.parallel.inflight import InFlight
 from research.platform.signals import StopRequest
-from research.train import checkpoint, evaluation, metric_writer
+from research.train import checkpoint, evaluation, metric_writer, wandb_log
 from research.train.experiment import Experiment, Steps, build, initial_state, jit_steps
 from research.train.profiling import Profiler
 
@@ -76,11 +76,11 @@ def train(config, experiment: Experiment, group: Group, state, steps: Steps, bat
         for workdir in group.workdirs if distributed.is_primary() else ():
             held.enter_context(workdir_lib.exclusive(workdir))
         return _train(config, experiment, group, state, steps, batches, stop,
-                      allow_config_change=allow_config_change)
+                      allow_config_change=allow_config_change, held=held)
 
 
 def _train(config, experiment: Experiment, group: Group, state, steps: Steps, batches, stop, *,
-           allow_config_change: bool) -> tuple[list[dict], object]:
+           allow_config_change: bool, held: contextlib.ExitStack) -> tuple[list[dict], object]:
     wall_start, primary = time.time(), distributed.is_primary()
     layout = {**sharding.describe(experiment.mesh), "per_device_bytes": {
         "params": sharding.per_device_bytes(state.params),
@@ -100,8 +100,12 @@ def _train(config, experiment: Experiment, group: Group, state, steps: Steps, ba
     cadence = Cadence.of(config.train, experiment.steps_per_epoch, experiment.total_steps)
     profiler = Profiler(config.train.get("profile_steps", "") if primary and not group.stacked else "",
                         os.path.join(group.workdirs[0], "profile"))
-    writers = [metric_writer.MetricWriter(workdir, start_step) if primary else metric_writer.NoWriter()
-               for workdir in group.workdirs]
+    mirrors = [wandb_log.open_mirror(workdir, run_config) if primary else None
+               for workdir, run_config in zip(group.workdirs, group.configs, strict=True)]
+    for mirror in filter(None, mirrors):  # Unless finished below: a stop, or an error.
+        held.callback(mirror.finish, None)
+    writers = [metric_writer.MetricWriter(workdir, start_step, mirror) if primary
+               else metric_writer.NoWriter() for workdir, mirror in zip(group.workdirs, mirrors, strict=True)]
     window, rates, last_eval, saved = Window.start(), [], None, True
     unfetched, in_flight = [], InFlight()
     # Leaving `checkpoints` waits for the last save, still inside the caller's StopRequest.
@@ -161,6 +165,9 @@ def _train(config, experiment: Experiment, group: Group, state, steps: Steps, ba
     results = finish_runs(group, sessions, progress, last_eval, experiment, config.eval.split, config.train)
     if primary and not group.stacked and results[0]["status"] == "finished":
         evaluation.plot_predictions(group.workdirs[0], experiment, state, experiment.eval_data)
+    for mirror, result in zip(mirrors, results, strict=True):
+        if mirror is not None:
+            mirror.finish(result if result["status"] == "finished" else None)
     return results, state
 
 

@@ -32,7 +32,8 @@ class MetricWriter:
     again, with the same values) and TensorBoard is told to discard them too.
     """
 
-    def __init__(self, workdir: str, start_step: int):
+    def __init__(self, workdir: str, start_step: int, mirror=None):
+        self._mirror = mirror  # A wandb_log.Mirror: every row also goes to W&B.
         self._path = os.path.join(workdir, "metrics.jsonl")
         kept = [row for row in read_metrics(workdir) if row["step"] <= start_step]
         with open(self._path + ".tmp", "w") as f:
@@ -55,6 +56,8 @@ class MetricWriter:
             summary=summary_pb2.Summary(value=[
                 summary_pb2.Summary.Value(tag=name, simple_value=value)
                 for name, value in scalars.items()])))
+        if self._mirror is not None:
+            self._mirror.log(step, scalars)
 
     def flush(self) -> None:
         self._events.flush()
