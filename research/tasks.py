@@ -11,6 +11,8 @@ import numpy as np
 import optax
 
 from research import metrics
+from research.data import tokenizer
+from research.errors import UserError
 
 LANGUAGE_MODELS = {"lm"}
 
@@ -136,12 +138,84 @@ class BinaryClassification:
         return summary, confusion
 
 
-TASKS = ("auto", "binary")
+class MaskedLanguageModeling:
+    """BERT's objective for a bidirectional encoder: of the real tokens of `batch["tokens"]`
+    [B, L], each is chosen with probability `rate` (0.15); a chosen token is replaced by the
+    mask id (80%), by a random piece (10%) or kept (10%), and the model predicts the original
+    tokens at the chosen positions from logits [B, L, V].
+
+    `corrupt` makes the model's input. Training draws the choice from the step's key (so it is
+    a function of seed and step, and a batch split into microbatches is masked as a whole);
+    evaluation from the batch's own tokens, so a split is masked the same way every time.
+    The mask id is the tokenizer's <unk>, which no text produces (its pieces fall back to
+    bytes), so it means only "masked" here.
+    """
+
+    SUMMARY = ("loss", "perplexity", "accuracy")  # Over the chosen tokens.
+
+    def __init__(self, vocab_size: int | None, rate: float = 0.15):
+        self.vocab_size, self.rate = vocab_size, rate
+
+    def corrupt(self, batch: dict, key: jax.Array | None = None) -> dict:
+        """`batch` with its tokens corrupted, plus `mlm_targets` (the original tokens) and
+        `mlm_weights` (True at the chosen positions)."""
+        tokens_BxL, real_BxL = batch["tokens"], batch["token_mask"]
+        if key is None:  # Evaluation: a key from the batch's content.
+            position_L = jnp.arange(tokens_BxL.shape[1], dtype=jnp.uint32)
+            row_B = jnp.arange(tokens_BxL.shape[0], dtype=jnp.uint32)
+            digest = (tokens_BxL.astype(jnp.uint32) * (np.uint32(2654435761) * (position_L + 1))[None]
+                      ^ row_B[:, None]).sum(dtype=jnp.uint32)
+            key = jax.random.fold_in(jax.random.key(0), digest)
+        choose_key, kind_key, random_key = jax.random.split(key, 3)
+        chosen_BxL = real_BxL & jax.random.bernoulli(choose_key, self.rate, tokens_BxL.shape)
+        kind_BxL = jax.random.uniform(kind_key, tokens_BxL.shape)
+        # Random replacements are ordinary pieces: never pad, <unk>, BOS or EOS.
+        random_BxL = jax.random.randint(random_key, tokens_BxL.shape, FIRST_PIECE_ID, self.vocab_size,
+                                        dtype=tokens_BxL.dtype)
+        replaced_BxL = jnp.where(kind_BxL < 0.8, MASK_ID, jnp.where(kind_BxL < 0.9, random_BxL, tokens_BxL))
+        return {**batch, "tokens": jnp.where(chosen_BxL, replaced_BxL, tokens_BxL),
+                "mlm_targets": tokens_BxL, "mlm_weights": chosen_BxL}
+
+    def _token_terms(self, logits_BxLxV: jax.Array, batch: dict) -> tuple[jax.Array, ...]:
+        weights_BxL = batch["mlm_weights"]
+        if "mask" in batch:  # Padding rows of an evaluation batch.
+            weights_BxL = weights_BxL & batch["mask"][:, None]
+        losses_BxL = optax.softmax_cross_entropy_with_integer_labels(logits_BxLxV, batch["mlm_targets"])
+        return losses_BxL, logits_BxLxV.argmax(-1) == batch["mlm_targets"], weights_BxL
+
+    def loss_and_metrics(self, logits_BxLxV: jax.Array, batch: dict) -> tuple[jax.Array, dict]:
+        losses, correct, weights = self._token_terms(logits_BxLxV, batch)
+        tokens = jnp.maximum(weights.sum(), 1)
+        return (jnp.where(weights, losses, 0.0).sum() / tokens,
+                {"accuracy": (correct & weights).sum() / tokens})
+
+    def weight(self, batch: dict) -> jax.Array:
+        """The chosen tokens of the (corrupted) batch: what the train loss averages over."""
+        return jnp.maximum(batch["mlm_weights"].sum(), 1).astype(jnp.float32)
+
+    def eval_sums(self, logits_BxLxV: jax.Array, batch: dict) -> dict:
+        losses, correct, weights = self._token_terms(logits_BxLxV, batch)
+        return {"loss_sum": jnp.where(weights, losses, 0.0).sum(), "correct": (correct & weights).sum(),
+                "tokens": weights.sum()}
+
+    summarize = LanguageModeling.summarize
 
 
-def for_model(model_name: str, num_classes: int, task: str = "auto"):
+# <unk> stands for the mask; pieces start after EOS.
+MASK_ID, FIRST_PIECE_ID = tokenizer.UNK_ID, tokenizer.EOS_ID + 1
+
+TASKS = ("auto", "binary", "mlm")
+MLM_MODELS = ("transformer",)  # The encoders `task=mlm` pretrains.
+
+
+def for_model(model_name: str, num_classes: int, task: str = "auto", vocab_size: int | None = None):
     """The task a model family is trained on: language modelling for language models, else
-    classification (`task="binary"`: one sigmoid output, for two classes)."""
+    classification (`task="binary"`: one sigmoid output, for two classes; `task="mlm"`: masked
+    language modelling of a bidirectional encoder)."""
     if model_name in LANGUAGE_MODELS:
         return LanguageModeling()
+    if task == "mlm":
+        if model_name not in MLM_MODELS:
+            raise UserError(f"task=mlm pretrains an encoder ({', '.join(MLM_MODELS)}), not {model_name!r}")
+        return MaskedLanguageModeling(vocab_size)
     return BinaryClassification() if task == "binary" else Classification(num_classes)

@@ -2,8 +2,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 from research import tasks
+from research.errors import UserError
 
 
 def lm_batch():
@@ -55,3 +57,44 @@ def test_each_task_declares_the_metrics_its_summary_reports():
     assert tuple(summary) == tasks.Classification.SUMMARY
     summary, _ = tasks.LanguageModeling().summarize({"loss_sum": 2.0, "correct": 3, "tokens": 8})
     assert tuple(summary) == tasks.LanguageModeling.SUMMARY
+
+
+def test_masked_language_modelling_corrupts_15_percent_of_real_tokens_80_10_10():
+    task = tasks.for_model("transformer", 5, "mlm", vocab_size=1000)
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(4, 1000, (64, 256), dtype=np.int32)
+    real = np.arange(256)[None] < rng.integers(32, 257, (64, 1))
+    tokens[~real] = 0
+    batch = {"tokens": jnp.asarray(tokens), "token_mask": jnp.asarray(real)}
+    out = jax.device_get(task.corrupt(batch, jax.random.key(7)))
+    chosen, seen = out["mlm_weights"], out["tokens"]
+    np.testing.assert_array_equal(out["mlm_targets"], tokens)
+    assert not chosen[~real].any()
+    assert abs(chosen.sum() / real.sum() - 0.15) < 0.01
+    np.testing.assert_array_equal(seen[~chosen], tokens[~chosen])  # Only chosen tokens change.
+    masked = seen[chosen] == tasks.MASK_ID
+    kept = seen[chosen] == tokens[chosen]
+    replaced = ~masked & ~kept
+    assert abs(masked.mean() - 0.8) < 0.02 and abs(replaced.mean() - 0.1) < 0.02
+    assert (seen[chosen][replaced] >= tasks.FIRST_PIECE_ID).all()  # Never pad, <unk>, BOS or EOS.
+    other = jax.device_get(task.corrupt(batch, jax.random.key(8)))["mlm_weights"]
+    assert (other != chosen).any()  # Each step's key chooses afresh.
+    # Evaluation: chosen by the batch's content, the same every pass.
+    first, again = (jax.device_get(task.corrupt(batch)) for _ in range(2))
+    np.testing.assert_array_equal(first["tokens"], again["tokens"])
+    assert abs(first["mlm_weights"].sum() / real.sum() - 0.15) < 0.01
+
+
+def test_masked_language_modelling_scores_the_chosen_tokens_only():
+    task = tasks.MaskedLanguageModeling(vocab_size=10)
+    targets = jnp.array([[5, 6, 7, 8]])
+    weights = jnp.array([[True, False, True, False]])
+    # Right with certainty at the chosen positions, wrong elsewhere.
+    logits = jnp.where(jnp.arange(10)[None, None] == jnp.array([[5, 0, 7, 0]])[..., None], 50.0, 0.0)
+    batch = {"mlm_targets": targets, "mlm_weights": weights, "mask": jnp.array([True])}
+    loss, train_metrics = task.loss_and_metrics(logits, batch)
+    assert float(loss) < 1e-6 and float(train_metrics["accuracy"]) == 1.0
+    summary, _ = task.summarize(jax.device_get(task.eval_sums(logits, batch)))
+    assert summary["accuracy"] == 1.0 and tuple(summary) == task.SUMMARY
+    with pytest.raises(UserError, match="task=mlm pretrains an encoder"):
+        tasks.for_model("cnn", 10, "mlm")

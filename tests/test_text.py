@@ -78,3 +78,38 @@ def test_evaluating_a_language_model_run_reads_its_tokenizer(lm_workdir):
         trained = json.load(f)
     assert results["eval/test/perplexity"] == trained["eval/test/perplexity"]
     assert "eval/test/confusion_matrix" not in results
+
+
+def test_a_masked_language_model_pretrains_the_encoder_a_classifier_fine_tunes(tfds_dir, tmp_path):
+    """task=mlm trains the bidirectional trunk with a token head (its MLM loss falls); the
+    encoder classifier (`:model=encoder`) started from it inherits the trunk, not the head."""
+    from configs import bbc_news
+    from research import config as config_lib
+    from tests.test_families import TINY_TEXT
+
+    def tiny(model):
+        config = config_lib.apply_overrides(bbc_news.get_config(f"model={model}"),
+                                            {f"model.{k}": v for k, v in TINY_TEXT.items()})
+        config.data.update(tfds_dir=tfds_dir, batch_size=16, vocab_size=400, max_len=64)
+        config.train.update(steps=30, log_every=10, eval_every=30, epochs=0.0)
+        config.opt.update(lr=3e-3, warmup_steps=0)
+        config.mesh.num_devices = 1
+        return config
+
+    mlm = str(tmp_path / "mlm")
+    results = loop.train_and_evaluate(tiny("mlm"), mlm)
+    losses = [row["train/loss"] for row in map(json.loads, open(f"{mlm}/metrics.jsonl"))
+              if "train/loss" in row]
+    assert losses[-1] < losses[0] - 0.5 and results["eval/test/perplexity"] < 400  # Below a uniform guess.
+    assert "mlm_head" in final_params(mlm)
+
+    config = tiny("encoder")
+    assert config.model.name == "transformer" and not config.model.causal and config.task == "auto"
+    config.init_from = mlm
+    config.opt.update(name="sgd", lr=0.0, weight_decay=0.0)
+    config.train.steps = 1
+    loop.train_and_evaluate(config, str(tmp_path / "encoder"))
+    pretrained, classifier = final_params(mlm), final_params(str(tmp_path / "encoder"))
+    for a, b in zip(jax.tree.leaves(pretrained["trunk"]), jax.tree.leaves(classifier["trunk"]), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert "classifier_head" in classifier and "mlm_head" not in classifier

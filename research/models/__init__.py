@@ -20,7 +20,7 @@ from research.models.cnn import CNN
 from research.models.mlp import MLP
 from research.models.resnet import ResNet
 from research.models.sequence import CNN1D, GRUClassifier
-from research.models.transformer import LanguageModel, TransformerClassifier
+from research.models.transformer import LanguageModel, MaskedLanguageModel, TransformerClassifier
 from research.models.vit import ViT
 
 MODELS = {
@@ -40,16 +40,26 @@ def register(name: str, cls) -> None:
 DATA_FIELDS = ("num_classes", "vocab_size")
 
 
-def build(model_config, num_classes: int, vocab_size: int | None = None) -> nn.Module:
+# What `task=mlm` builds for an encoder family: its trunk with a token head.
+MLM_MODELS = {"transformer": MaskedLanguageModel}
+# Classifier-only fields an MLM leaves unused, so one model config pretrains and fine-tunes.
+_CLASSIFIER_ONLY = ("pool",)
+
+
+def build(model_config, num_classes: int, vocab_size: int | None = None, task: str = "auto") -> nn.Module:
     """The module named by `model_config.name`, its other fields as constructor arguments.
     `num_classes` goes to models that have that field (not "lm"); `vocab_size`, the
-    tokenizer's, is required by models over token ids and ignored by the others."""
+    tokenizer's, is required by models over token ids and ignored by the others. With
+    `task="mlm"` an encoder family builds its masked language model."""
     if model_config.name not in MODELS:
         raise UserError(
             f"unknown model {model_config.name!r}; choose one of {sorted(MODELS)} "
             "with --config.model.name")
     cls = MODELS[model_config.name]
     kwargs = {k: v for k, v in model_config.items() if k != "name"}
+    if task == "mlm" and model_config.name in MLM_MODELS:
+        cls = MLM_MODELS[model_config.name]
+        kwargs = {k: v for k, v in kwargs.items() if k not in _CLASSIFIER_ONLY}
     from_data = sorted(set(kwargs) & set(DATA_FIELDS))
     if from_data:
         raise UserError(f"model.{from_data[0]} is set from the data, not the config; remove it")

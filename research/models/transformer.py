@@ -179,6 +179,40 @@ class LanguageModel(nn.Module):
         return logits_BxLxV.astype(jnp.float32)  # The loss and its softmax in float32.
 
 
+class MaskedLanguageModel(nn.Module):
+    """The encoder classifier's trunk with a token head: logits [B, L, vocab_size] at every
+    position, for masked language modelling (`task=mlm`). Its trunk is what a
+    `TransformerClassifier` of the same sizes inherits through `init_from`; the head
+    ("mlm_head") is left behind."""
+
+    vocab_size: int
+    max_len: int = 512
+    hidden: int = 128
+    depth: int = 2
+    heads: int = 4
+    mlp_dim: int = 512
+    dropout: float = 0.1
+    causal: bool = False
+    dtype: str = "float32"
+    param_dtype: str = "float32"
+    remat: str = "none"
+
+    @nn.compact
+    def __call__(self, tokens_BxL: jax.Array, *, mask: jax.Array | None = None,
+                 train: bool) -> jax.Array:
+        if self.causal:
+            raise UserError("task=mlm predicts a token from both sides: set --config.model.causal=False")
+        x_BxLxD = Trunk(self.vocab_size, self.max_len, self.hidden, self.depth, self.heads,
+                        self.mlp_dim, self.dropout, causal=False, dtype=self.dtype,
+                        param_dtype=self.param_dtype, remat=self.remat, name="trunk")(
+            tokens_BxL, _real_tokens(tokens_BxL, mask), train=train)
+        logits_BxLxV = nn.Dense(self.vocab_size, name="mlm_head", dtype=self.dtype,
+                                param_dtype=self.param_dtype,
+                                kernel_init=named(nn.initializers.lecun_normal(), "embed", "vocab"),
+                                bias_init=named(nn.initializers.zeros, "vocab"))(x_BxLxD)
+        return logits_BxLxV.astype(jnp.float32)
+
+
 class TransformerClassifier(nn.Module):
     """Encoder classifier: the trunk's features pooled over real tokens, then a Dense head.
 

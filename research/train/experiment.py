@@ -53,7 +53,8 @@ def build(config, workdir: str | None = None) -> Experiment:
         tokenizer_file = text.tokenizer_path(config.data, text.texts(train_data), workdir=workdir,
                                              init_from=config.init_from)
         tok = tokenizer.load(tokenizer_file)
-        language_model = config.model.name in tasks.LANGUAGE_MODELS
+        # Language models and masked language models read windows of the texts' token stream.
+        language_model = config.model.name in tasks.LANGUAGE_MODELS or config.get("task") == "mlm"
         train_data = text.as_inputs(train_data, tok, config.data.max_len, language_model=language_model)
         eval_data = text.as_inputs(eval_data, tok, config.data.max_len, language_model=language_model)
         vocab_size = tok.vocab_size
@@ -67,12 +68,15 @@ def build(config, workdir: str | None = None) -> Experiment:
     augment_batch = augment.parse(config.data.augment)
     if augment_batch is not None and "image" not in train_data.arrays:
         raise UserError(f"data.augment has image ops but {config.data.name!r} has no images")
-    task = tasks.for_model(config.model.name, train_data.num_classes, config.get("task", "auto"))
+    task = tasks.for_model(config.model.name, train_data.num_classes, config.get("task", "auto"),
+                           vocab_size=vocab_size)
+    if isinstance(task, tasks.MaskedLanguageModeling) and vocab_size is None:
+        raise UserError(f"task=mlm needs a text dataset; {config.data.name!r} has no texts")
     if isinstance(task, tasks.BinaryClassification) and train_data.num_classes != 2:
         raise UserError(f"task=binary needs two classes; {config.data.name!r} has {train_data.num_classes}")
     return Experiment(
         model=models.build(config.model, getattr(task, "outputs", train_data.num_classes),
-                           vocab_size=vocab_size),
+                           vocab_size=vocab_size, task=config.get("task", "auto")),
         task=task, tx=tx, schedule=schedule,
         train_data=train_data, eval_data=eval_data, mesh=mesh, augment=augment_batch,
         tokenizer_file=tokenizer_file, steps_per_epoch=steps_per_epoch, total_steps=total_steps,

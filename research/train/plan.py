@@ -38,8 +38,10 @@ def model_flops_per_token(parameters: int, model_config, vocab_size: int, length
 def plan(config) -> dict:
     """The report for a text config (`model.name` lm or transformer) on its mesh."""
     mesh = sharding.make_mesh(config.mesh)
-    model = models.build(config.model, num_classes=2, vocab_size=config.data.vocab_size)
-    task = tasks.for_model(config.model.name, num_classes=2)
+    task_name = config.get("task", "auto")
+    model = models.build(config.model, num_classes=2, vocab_size=config.data.vocab_size, task=task_name)
+    task = tasks.for_model(config.model.name, num_classes=2, task=task_name,
+                           vocab_size=config.data.vocab_size)
     tx, schedule = optim.make_optimizer(config.opt, total_steps=max(config.train.steps, 1))
     length = config.data.max_len
     batch = text_example(config.data.batch_size, length)

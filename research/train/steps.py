@@ -11,6 +11,9 @@ from research import metrics
 from research.models import model_inputs
 from research.train.state import TrainState
 
+# Folded into a step's key for the task's input corruption, apart from dropout's.
+CORRUPT_STREAM = 1
+
 
 def make_train_step(model: nn.Module, tx: optax.GradientTransformation, schedule: optax.Schedule,
                     seed: int, task, grad_accum_steps: int = 1) -> Callable:
@@ -54,6 +57,8 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, schedule
     def train_step(state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainState, dict]:
         # Randomness is a function of (seed, step): nothing random is carried between steps.
         dropout_key = jax.random.fold_in(jax.random.key(seed), state.step)
+        if hasattr(task, "corrupt"):  # The input the model sees (masked language modelling).
+            batch = task.corrupt(batch, jax.random.fold_in(dropout_key, CORRUPT_STREAM))
         grads_of = gradients if grad_accum_steps == 1 else accumulated
         grads, task_metrics, model_state = grads_of(state.params, state.model_state, batch, dropout_key)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -80,6 +85,8 @@ def make_multi_step(train_step: Callable) -> Callable:
 def make_eval_step(model: nn.Module, task) -> Callable:
     def eval_step(state: TrainState, batch: dict[str, jax.Array]) -> dict:
         """The task's sums over the batch's real rows."""
+        if hasattr(task, "corrupt"):
+            batch = task.corrupt(batch)
         x, inputs = model_inputs(batch)
         return task.eval_sums(model.apply(state.variables, x, **inputs, train=False), batch)
 
