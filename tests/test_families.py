@@ -67,6 +67,12 @@ def test_renaming_the_family_by_flag_says_how_to_switch():
         models.build(config.model, num_classes=10)
 
 
+# Stopped and resumed here: one family of each kind of state a resume must restore (batch
+# statistics, dropout's key, a recurrence's scan, a padding mask). The MLP's and the language
+# model's resumes are tested elsewhere (tests/train/test_loop.py, tests/data/test_text_folder.py).
+RESUMED = ("cnn_bn", "vit", "gru", "transformer")
+
+
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_family_trains_and_resumes_bitwise(family, tfds_dir, tmp_path, monkeypatch):
     config = tiny_config(family, tfds_dir)
@@ -74,6 +80,8 @@ def test_family_trains_and_resumes_bitwise(family, tfds_dir, tmp_path, monkeypat
     results = loop.train_and_evaluate(config, whole)
     assert results["status"] == "finished" and results["step"] == 6
     assert np.isfinite(results["eval/test/loss"])
+    if family not in RESUMED:
+        return
 
     resumed = str(tmp_path / "resumed")
     with monkeypatch.context() as patch:

@@ -91,7 +91,7 @@ def test_a_masked_language_model_pretrains_the_encoder_a_classifier_fine_tunes(t
         config = config_lib.apply_overrides(bbc_news.get_config(f"model={model}"),
                                             {f"model.{k}": v for k, v in TINY_TEXT.items()})
         config.data.update(tfds_dir=tfds_dir, batch_size=16, vocab_size=400, max_len=64)
-        config.train.update(steps=30, log_every=10, eval_every=30, epochs=0.0)
+        config.train.update(steps=20, log_every=5, eval_every=20, epochs=0.0)
         config.opt.update(lr=3e-3, warmup_steps=0)
         config.mesh.num_devices = 1
         return config
@@ -100,7 +100,7 @@ def test_a_masked_language_model_pretrains_the_encoder_a_classifier_fine_tunes(t
     results = loop.train_and_evaluate(tiny("mlm"), mlm)
     losses = [row["train/loss"] for row in map(json.loads, open(f"{mlm}/metrics.jsonl"))
               if "train/loss" in row]
-    assert losses[-1] < losses[0] - 0.5 and results["eval/test/perplexity"] < 400  # Below a uniform guess.
+    assert losses[-1] < losses[0] - 0.3 and results["eval/test/perplexity"] < 400  # Below a uniform guess.
     assert "mlm_head" in final_params(mlm)
 
     config = tiny("encoder")

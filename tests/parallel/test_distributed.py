@@ -20,7 +20,8 @@ from tests.train.conftest import assert_same_run, read_json, saved_steps
 
 RUN = ["--config=configs/digits_mlp.py", "--config.train.steps=300", "--config.train.checkpoint_every=20",
        "--config.train.eval_every=100", "--config.train.log_every=20"]
-LM_RUN = ["--config=configs/lm.py:size=tiny", "--config.mesh.data=1", "--config.mesh.fsdp=2"]
+LM_RUN = ["--config=configs/lm.py:size=tiny", "--config.mesh.data=1", "--config.mesh.fsdp=2",
+          "--config.train.steps=10", "--config.train.eval_every=10"]
 
 
 def environment(devices: int) -> dict:
