@@ -13,6 +13,7 @@ from configs import bbc_news, common, digits_mlp, fashion_mnist_cnn, mnist1d
 from research import config as config_lib
 from research import models, validation
 from research.errors import UserError
+from research.serve import export
 from research.sweeps.reproduce import final_params
 from research.train import loop
 from tests.conftest import StopAfterCalls
@@ -73,6 +74,26 @@ def test_renaming_the_family_by_flag_says_how_to_switch():
 RESUMED = ("cnn_bn", "vit", "gru", "transformer")
 
 
+def check_export(family: str, workdir: str) -> None:
+    """Every classifier exports (a language model is refused with a pointer to generate): the
+    exported module gives the JAX model's probabilities within 1e-5 at any batch size."""
+    if family == "lm":
+        with pytest.raises(UserError, match="experiments.generate"):
+            export.export_workdir(workdir)
+        return
+    signature = export.export_workdir(workdir)
+    assert signature["formats"]["stablehlo"]["max_abs_diff"] <= 1e-5
+    predictor = export.load(workdir)
+    _, exported = export.load_stablehlo(f"{workdir}/export")
+    batch = export.test_batch(predictor, rows=7)
+    for rows in (1, 7):  # One module, any batch size.
+        part = {name: array[:rows] for name, array in batch.items()}
+        expected = predictor.probabilities(part)
+        assert expected.shape == (rows, len(signature["class_names"]))
+        np.testing.assert_allclose(exported(part), expected, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(expected.sum(-1), 1.0, rtol=1e-5)
+
+
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_family_trains_and_resumes_bitwise(family, tfds_dir, tmp_path, monkeypatch):
     config = tiny_config(family, tfds_dir)
@@ -80,6 +101,7 @@ def test_family_trains_and_resumes_bitwise(family, tfds_dir, tmp_path, monkeypat
     results = loop.train_and_evaluate(config, whole)
     assert results["status"] == "finished" and results["step"] == 6
     assert np.isfinite(results["eval/test/loss"])
+    check_export(family, whole)
     if family not in RESUMED:
         return
 

@@ -1,0 +1,169 @@
+"""A classifier run as files that run without this codebase: `<workdir>/export/`.
+
+  model.stablehlo   `jax.export`'s serialized module: the model with its weights, from the
+                    dataset's raw arrays (uint8 images, token ids and their mask, ...) to class
+                    probabilities, for any batch size (a symbolic batch dimension)
+  signature.json    its inputs (name, dtype, shape; null is the batch), output, the
+                    preprocessing it expects, the class names, the checkpoint it came from,
+                    and the largest difference to the JAX model measured when it was written
+  tokenizer.model   text runs: the SentencePiece model that makes the token ids
+
+Export checks itself: the exported module is run on a batch of the test split, and the
+export fails (writing nothing) if its probabilities differ from the JAX model's by more than
+`TOLERANCE`. Language models are not exported: `experiments.generate` samples from them.
+"""
+
+import dataclasses
+import json
+import os
+import shutil
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from research import tasks
+from research import workdir as workdir_lib
+from research.data import text
+from research.errors import UserError
+from research.models import model_inputs
+from research.train import checkpoint, experiment
+
+TOLERANCE = 1e-5  # Largest absolute difference in a probability, float32.
+CHECK_ROWS = 256  # Test rows the export is checked on.
+# What each kind of input is, for whoever prepares it.
+PREPROCESSING = {
+    "image": "uint8 pixels [B, H, W, C] as stored (0-255); the module divides by 255",
+    "signal": "float32 signals [B, L, C] as the dataset stores them",
+    "features": "float32 features [B, D] as the dataset stores them",
+    "tokens": "int32 SentencePiece ids [B, L] of tokenizer.model: BOS then the text's first L-1 "
+              "pieces, padded with 0; token_mask [B, L] is True on real tokens",
+}
+INPUT_KEYS = {"image": ("image",), "signal": ("signal",), "features": ("features",),
+              "tokens": ("tokens", "token_mask")}
+
+
+@dataclasses.dataclass
+class Predictor:
+    """A run's checkpoint ready for inference: `probabilities(batch)` on host arrays."""
+
+    signature: dict
+    probabilities_fn: object  # batch dict -> [B, K] probabilities (a jitted JAX function)
+    exp: experiment.Experiment
+
+    def probabilities(self, batch: dict) -> np.ndarray:
+        return np.asarray(self.probabilities_fn({k: batch[k] for k in input_names(self.signature)}))
+
+
+def input_names(signature: dict) -> list[str]:
+    return [spec["name"] for spec in signature["inputs"]]
+
+
+def load(workdir: str, checkpoint_name: str = "best") -> Predictor:
+    """The run's model at `checkpoint_name` (best, latest or a step), on one device."""
+    config = workdir_lib.load_config(workdir)
+    if config.model.name in tasks.LANGUAGE_MODELS or config.get("task") == "mlm":
+        raise UserError(f"{workdir} trained a language model; export and predict serve classifiers "
+                        "(sample from it with experiments.generate)")
+    config.mesh.update(num_devices=1, data=-1, fsdp=1, tensor=1)
+    exp = experiment.build(config, workdir)
+    state = experiment.initial_state(exp, config.seed)
+    with checkpoint.Checkpoints(os.path.join(workdir, "checkpoints"), read_only=True,
+                                best_metric=config.train.best_metric,
+                                best_mode=config.train.best_mode) as checkpoints:
+        step = checkpoints.resolve(checkpoint_name)
+        state = checkpoints.restore(step, checkpoint.abstract_like(state))
+    variables = jax.device_get(state.variables)
+    binary = isinstance(exp.task, tasks.BinaryClassification)
+
+    def probabilities(batch):
+        x, inputs = model_inputs(batch)
+        logits = exp.model.apply(variables, x, **inputs, train=False)
+        if binary:  # One logit: P(class 1); both classes' probabilities are returned.
+            p1 = jax.nn.sigmoid(logits[:, 0])
+            return jnp.stack([1.0 - p1, p1], axis=-1)
+        return jax.nn.softmax(logits, axis=-1)
+
+    kind = next(k for k, names in INPUT_KEYS.items() if names[0] in exp.eval_data.arrays)
+    arrays = exp.eval_data.arrays
+    signature = {
+        "workdir": os.path.abspath(workdir), "checkpoint": checkpoint_name, "step": step,
+        "model": config.model.name, "task": "binary" if binary else "classification",
+        "kind": kind,
+        "inputs": [{"name": name, "dtype": np.dtype(arrays[name].dtype).name,
+                    "shape": [None, *np.shape(arrays[name][0])]} for name in INPUT_KEYS[kind]],
+        "output": {"name": "probabilities", "dtype": "float32",
+                   "shape": [None, len(exp.eval_data.class_names)]},
+        "preprocessing": PREPROCESSING[kind],
+        "class_names": list(exp.eval_data.class_names),
+    }
+    if kind == "tokens":
+        signature.update(tokenizer="tokenizer.model", max_len=config.data.max_len)
+    return Predictor(signature, jax.jit(probabilities), exp)
+
+
+def test_batch(predictor: Predictor, rows: int = CHECK_ROWS) -> dict:
+    """The first `rows` rows of the run's evaluation split, as the model's inputs."""
+    arrays = predictor.exp.eval_data.arrays
+    count = min(rows, len(arrays["label"]))
+    return {name: np.asarray(arrays[name][np.arange(count)]) for name in input_names(predictor.signature)}
+
+
+def export_stablehlo(predictor: Predictor) -> bytes:
+    """The serialized module, its batch dimension symbolic."""
+    (batch,) = jax.export.symbolic_shape("batch")
+    specs = {spec["name"]: jax.ShapeDtypeStruct((batch, *spec["shape"][1:]), np.dtype(spec["dtype"]))
+             for spec in predictor.signature["inputs"]}
+    return bytes(jax.export.export(predictor.probabilities_fn)(specs).serialize())
+
+
+def load_stablehlo(directory: str):
+    """(signature, batch dict -> probabilities) of an export directory."""
+    signature = read_signature(directory)
+    with open(os.path.join(directory, "model.stablehlo"), "rb") as f:
+        exported = jax.export.deserialize(bytearray(f.read()))
+    return signature, lambda batch: np.asarray(exported.call({k: batch[k] for k in input_names(signature)}))
+
+
+def read_signature(directory: str) -> dict:
+    path = os.path.join(directory, "signature.json")
+    if not os.path.exists(path):
+        raise UserError(f"{directory} has no signature.json; write it with experiments.export")
+    with open(path) as f:
+        return json.load(f)
+
+
+def export_workdir(workdir: str, *, checkpoint_name: str = "best", formats=("stablehlo",)) -> dict:
+    """Writes `<workdir>/export/` (replacing an earlier export only once the new one has
+    passed its check); returns the signature."""
+    unknown = sorted(set(formats) - {"stablehlo"})
+    if unknown:
+        raise UserError(f"unknown export format(s) {unknown}; this version writes stablehlo")
+    predictor = load(workdir, checkpoint_name)
+    batch = test_batch(predictor)
+    expected = predictor.probabilities(batch)
+    target = os.path.join(workdir, "export")
+    staging = target + ".tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    os.makedirs(staging)
+    signature = dict(predictor.signature, formats={})
+    with open(os.path.join(staging, "model.stablehlo"), "wb") as f:
+        f.write(export_stablehlo(predictor))
+    with open(os.path.join(staging, "signature.json"), "w") as f:
+        json.dump(signature, f)  # Read back by the check below.
+    if "tokenizer" in signature:
+        shutil.copyfile(text.run_tokenizer_file(workdir), os.path.join(staging, "tokenizer.model"))
+    _, run_exported = load_stablehlo(staging)
+    difference = float(np.abs(run_exported(batch) - expected).max())
+    if not difference <= TOLERANCE:
+        shutil.rmtree(staging)
+        raise UserError(f"the exported stablehlo module's probabilities differ from the JAX model's by "
+                        f"{difference:.3g} (more than {TOLERANCE}) on {len(expected)} test rows; "
+                        "nothing was written")
+    signature["formats"]["stablehlo"] = {
+        "file": "model.stablehlo", "bytes": os.path.getsize(os.path.join(staging, "model.stablehlo")),
+        "checked_rows": len(expected), "max_abs_diff": difference, "jax": jax.__version__}
+    workdir_lib.write_json(os.path.join(staging, "signature.json"), signature)
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(staging, target)
+    return signature

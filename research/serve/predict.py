@@ -1,0 +1,111 @@
+"""Predictions for files: images (PNG, JPEG), arrays (.npy), texts (.txt), or directories of
+them, from a run's checkpoint (backend "jax") or its export (backend "stablehlo")."""
+
+import os
+
+import numpy as np
+from PIL import Image
+
+from research.data import tokenizer
+from research.errors import UserError
+from research.serve import export
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+SUFFIXES = (*IMAGE_SUFFIXES, ".npy", ".txt")
+BACKENDS = ("jax", "stablehlo")
+
+
+def expand(paths: list[str]) -> list[str]:
+    """The files named, a directory standing for its files of a known kind (sorted)."""
+    files = []
+    for path in paths:
+        if os.path.isdir(path):
+            found = sorted(os.path.join(path, name) for name in os.listdir(path)
+                           if name.lower().endswith(SUFFIXES))
+            if not found:
+                raise UserError(f"{path} holds no {'/'.join(SUFFIXES)} files")
+            files += found
+        elif not os.path.exists(path):
+            raise UserError(f"{path} does not exist")
+        else:
+            files.append(path)
+    return files
+
+
+class Reader:
+    """Turns a file into one row of the model's inputs, as its signature describes them."""
+
+    def __init__(self, signature: dict, directory: str | None):
+        self.signature = signature
+        self.first = signature["inputs"][0]
+        self.tokenizer = None
+        if signature["kind"] == "tokens":
+            self.tokenizer = tokenizer.load(os.path.join(directory, signature["tokenizer"]))
+
+    def row(self, path: str) -> dict:
+        suffix = os.path.splitext(path)[1].lower()
+        kind, shape, dtype = self.signature["kind"], tuple(self.first["shape"][1:]), self.first["dtype"]
+        if suffix in IMAGE_SUFFIXES and kind == "image":
+            return {"image": self._image(path, shape)}
+        if suffix == ".txt" and kind == "tokens":
+            with open(path, encoding="utf-8") as f:
+                tokens, mask = self.tokenizer.encode([f.read()], self.signature["max_len"], add_bos=True)
+            return {"tokens": tokens[0], "token_mask": mask[0]}
+        if suffix == ".npy" and kind != "tokens":
+            try:
+                array = np.load(path, allow_pickle=False)
+            except ValueError as e:
+                raise UserError(f"{path} is not a readable .npy array: {e}") from e
+            if array.shape != shape and array.shape + (1,) != shape:
+                raise UserError(f"{path} has shape {array.shape}; the model takes {shape}")
+            return {self.first["name"]: array.reshape(shape).astype(dtype)}
+        wanted = {"image": "PNG/JPEG images or .npy arrays", "tokens": ".txt texts"}.get(kind, ".npy arrays")
+        raise UserError(f"{path}: this model reads {wanted}")
+
+    @staticmethod
+    def _image(path: str, shape: tuple) -> np.ndarray:
+        height, width, channels = shape
+        try:
+            with Image.open(path) as image:
+                image = image.convert("L" if channels == 1 else "RGB")
+                if image.size != (width, height):  # The model's input size, as a user expects.
+                    image = image.resize((width, height), Image.Resampling.BILINEAR)
+                pixels = np.asarray(image, np.uint8)
+        except OSError as e:
+            raise UserError(f"{path} is not an image PIL can read: {e}") from e
+        return pixels.reshape(shape)
+
+
+def predictor(workdir: str, backend: str, checkpoint_name: str = "best"):
+    """(signature, reader, batch -> probabilities) of a run, by backend."""
+    if backend not in BACKENDS:
+        raise UserError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
+    if backend == "jax":
+        loaded = export.load(workdir, checkpoint_name)
+        from research.data import text  # Only runs over texts have a tokenizer file.
+
+        directory = None
+        if loaded.signature["kind"] == "tokens":
+            directory = os.path.dirname(text.run_tokenizer_file(workdir))
+            loaded.signature["tokenizer"] = os.path.basename(text.run_tokenizer_file(workdir))
+        return loaded.signature, Reader(loaded.signature, directory), loaded.probabilities
+    directory = os.path.join(workdir, "export")
+    signature, run = export.load_stablehlo(directory)
+    return signature, Reader(signature, directory), run
+
+
+def predict(workdir: str, paths: list[str], *, backend: str = "jax", checkpoint_name: str = "best",
+            batch_size: int = 64) -> list[dict]:
+    """One result a file: {"input", "class", "name", "probabilities"}."""
+    files = expand(paths)
+    signature, reader, run = predictor(workdir, backend, checkpoint_name)
+    rows = [reader.row(path) for path in files]  # Every file is read before anything runs.
+    results = []
+    for start in range(0, len(rows), batch_size):
+        chunk = rows[start:start + batch_size]
+        batch = {name: np.stack([row[name] for row in chunk]) for name in chunk[0]}
+        for path, probabilities in zip(files[start:], run(batch), strict=False):
+            k = int(np.argmax(probabilities))
+            results.append({"input": path, "class": k, "name": signature["class_names"][k],
+                            "probabilities": [round(float(p), 6) for p in probabilities]})
+    return results
