@@ -1,11 +1,12 @@
 """Exports a classifier run for use outside this codebase, into <workdir>/export/.
 
   python -m experiments.export --workdir=runs/fashion_mnist_cnn [--checkpoint=best|latest|STEP]
-      [--format=stablehlo]
+      [--format=stablehlo,onnx]
 
-Writes model.stablehlo (jax.export, any batch size), signature.json (inputs, preprocessing,
-class names) and, for text runs, tokenizer.model; fails without writing if the exported module
-differs from the JAX model by more than 1e-5 on a batch of the test split.
+Writes model.stablehlo (jax.export) and model.onnx (jax2onnx), both for any batch size,
+signature.json (inputs, preprocessing, class names) and, for text runs, tokenizer.model; fails
+without writing if an exported model differs from the JAX model by more than 1e-5 on a batch
+of the test split (the ONNX model run by onnxruntime).
 """
 
 from absl import app, flags
@@ -14,7 +15,7 @@ from experiments import common
 
 flags.DEFINE_string("workdir", None, "Workdir of a classifier run of experiments.train.")
 flags.DEFINE_string("checkpoint", "best", "best, latest or a saved step number.")
-flags.DEFINE_list("format", ["stablehlo"], "Formats to write: stablehlo.")
+flags.DEFINE_list("format", ["stablehlo", "onnx"], "Formats to write: stablehlo, onnx.")
 flags.mark_flags_as_required(["workdir"])
 
 

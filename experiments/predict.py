@@ -1,11 +1,12 @@
 """Predicts the class of files with a classifier run: one JSON line a file.
 
   python -m experiments.predict --workdir=runs/fashion_mnist_cnn --input=shoe.png --input=dir/
-      [--backend=jax|stablehlo] [--checkpoint=best]
+      [--backend=jax|stablehlo|onnx] [--checkpoint=best]
 
 Inputs: PNG/JPEG images (converted to the model's channels and resized to its size), .npy
 arrays of the model's input shape, .txt texts, or directories of them. --backend=jax runs the
-checkpoint; stablehlo runs <workdir>/export/ (experiments.export), without the dataset.
+checkpoint; stablehlo and onnx (onnxruntime) run <workdir>/export/ (experiments.export),
+without the dataset.
 Each line: {"input": PATH, "class": K, "name": NAME, "probabilities": [...]}.
 """
 
@@ -17,7 +18,7 @@ from experiments import common
 
 flags.DEFINE_string("workdir", None, "Workdir of a classifier run of experiments.train.")
 flags.DEFINE_multi_string("input", None, "A file or a directory of files; repeat for more.")
-flags.DEFINE_string("backend", "jax", "jax (the checkpoint) or stablehlo (the export).")
+flags.DEFINE_string("backend", "jax", "jax (the checkpoint), stablehlo or onnx (the export).")
 flags.DEFINE_string("checkpoint", "best", "With --backend=jax: best, latest or a saved step.")
 flags.mark_flags_as_required(["workdir", "input"])
 

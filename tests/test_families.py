@@ -2,6 +2,7 @@
 it takes, trains from there through the standard loop and resumes exactly: a run stopped by
 SIGTERM and rerun ends bitwise equal to one that never stopped."""
 
+import os
 import signal
 
 import jax
@@ -13,7 +14,7 @@ from configs import bbc_news, common, digits_mlp, fashion_mnist_cnn, mnist1d
 from research import config as config_lib
 from research import models, validation
 from research.errors import UserError
-from research.serve import export
+from research.serve import export, predict
 from research.sweeps.reproduce import final_params
 from research.train import loop
 from tests.conftest import StopAfterCalls
@@ -81,17 +82,25 @@ def check_export(family: str, workdir: str) -> None:
         with pytest.raises(UserError, match="experiments.generate"):
             export.export_workdir(workdir)
         return
-    signature = export.export_workdir(workdir)
-    assert signature["formats"]["stablehlo"]["max_abs_diff"] <= 1e-5
+    signature = export.export_workdir(workdir, formats=("stablehlo", "onnx"))
+    assert max(f["max_abs_diff"] for f in signature["formats"].values()) <= 1e-5
     predictor = export.load(workdir)
-    _, exported = export.load_stablehlo(f"{workdir}/export")
     batch = export.test_batch(predictor, rows=7)
-    for rows in (1, 7):  # One module, any batch size.
-        part = {name: array[:rows] for name, array in batch.items()}
-        expected = predictor.probabilities(part)
-        assert expected.shape == (rows, len(signature["class_names"]))
-        np.testing.assert_allclose(exported(part), expected, rtol=0, atol=1e-5)
-        np.testing.assert_allclose(expected.sum(-1), 1.0, rtol=1e-5)
+    for load_format in (export.load_stablehlo, export.load_onnx):
+        _, exported = load_format(f"{workdir}/export")
+        for rows in (1, 7):  # One file, any batch size.
+            part = {name: array[:rows] for name, array in batch.items()}
+            expected = predictor.probabilities(part)
+            assert expected.shape == (rows, len(signature["class_names"]))
+            np.testing.assert_allclose(exported(part), expected, rtol=0, atol=1e-5)
+            np.testing.assert_allclose(expected.sum(-1), 1.0, rtol=1e-5)
+    if signature["kind"] == "tokens":  # A text file, tokenized by the run's (and the export's) tokenizer.
+        article = os.path.join(workdir, "article.txt")
+        with open(article, "w") as f:
+            f.write("The chancellor said the economy grew faster than expected this quarter.")
+        by_backend = {b: predict.predict(workdir, [article], backend=b) for b in ("jax", "onnx")}
+        np.testing.assert_allclose(by_backend["onnx"][0]["probabilities"],
+                                   by_backend["jax"][0]["probabilities"], atol=2e-6)
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))

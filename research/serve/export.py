@@ -3,14 +3,17 @@
   model.stablehlo   `jax.export`'s serialized module: the model with its weights, from the
                     dataset's raw arrays (uint8 images, token ids and their mask, ...) to class
                     probabilities, for any batch size (a symbolic batch dimension)
+  model.onnx        the same function as an ONNX model (jax2onnx), for onnxruntime and others
+                    (weights over 1 MB in model.onnx.data beside it)
   signature.json    its inputs (name, dtype, shape; null is the batch), output, the
                     preprocessing it expects, the class names, the checkpoint it came from,
                     and the largest difference to the JAX model measured when it was written
   tokenizer.model   text runs: the SentencePiece model that makes the token ids
 
-Export checks itself: the exported module is run on a batch of the test split, and the
-export fails (writing nothing) if its probabilities differ from the JAX model's by more than
-`TOLERANCE`. Language models are not exported: `experiments.generate` samples from them.
+Export checks itself: each exported model is run on a batch of the test split (the ONNX one
+by onnxruntime), and the export fails (writing nothing) if its probabilities differ from the
+JAX model's by more than `TOLERANCE`. Language models are not exported: `experiments.generate`
+samples from them.
 """
 
 import dataclasses
@@ -50,6 +53,7 @@ class Predictor:
     signature: dict
     probabilities_fn: object  # batch dict -> [B, K] probabilities (a jitted JAX function)
     exp: experiment.Experiment
+    traceable: object = None  # The same function unjitted, for converters that trace it.
 
     def probabilities(self, batch: dict) -> np.ndarray:
         return np.asarray(self.probabilities_fn({k: batch[k] for k in input_names(self.signature)}))
@@ -99,7 +103,7 @@ def load(workdir: str, checkpoint_name: str = "best") -> Predictor:
     }
     if kind == "tokens":
         signature.update(tokenizer="tokenizer.model", max_len=config.data.max_len)
-    return Predictor(signature, jax.jit(probabilities), exp)
+    return Predictor(signature, jax.jit(probabilities), exp, probabilities)
 
 
 def test_batch(predictor: Predictor, rows: int = CHECK_ROWS) -> dict:
@@ -117,9 +121,41 @@ def export_stablehlo(predictor: Predictor) -> bytes:
     return bytes(jax.export.export(predictor.probabilities_fn)(specs).serialize())
 
 
+def export_onnx(predictor: Predictor, path: str) -> None:
+    """An ONNX model of the same function (jax2onnx), its batch dimension symbolic; weights over
+    1 MB go to `<path>.data` beside it."""
+    try:
+        from jax2onnx import to_onnx  # Only ONNX export needs it (the `export` extra).
+    except ImportError as e:
+        raise UserError("--format=onnx needs jax2onnx and onnxruntime: scripts/setup.sh installs them "
+                        "from requirements.lock, or `pip install 'research[export]'`") from e
+    names = input_names(predictor.signature)
+    specs = [jax.ShapeDtypeStruct(("batch", *spec["shape"][1:]), np.dtype(spec["dtype"]))
+             for spec in predictor.signature["inputs"]]
+    to_onnx(lambda *arrays: predictor.traceable(dict(zip(names, arrays, strict=True))), inputs=specs,
+            input_names=names, output_names=["probabilities"], model_name=predictor.signature["model"],
+            return_mode="file", output_path=path)
+
+
+def load_onnx(directory: str):
+    """(signature, batch dict -> probabilities) of an export directory's ONNX model, run by
+    onnxruntime on the CPU."""
+    import onnxruntime
+
+    signature = read_signature(directory)
+    path = os.path.join(directory, "model.onnx")
+    if not os.path.exists(path):
+        raise UserError(f"{directory} has no model.onnx; write it with experiments.export --format=onnx")
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    return signature, lambda batch: session.run(None, {k: batch[k] for k in input_names(signature)})[0]
+
+
 def load_stablehlo(directory: str):
     """(signature, batch dict -> probabilities) of an export directory."""
     signature = read_signature(directory)
+    if not os.path.exists(os.path.join(directory, "model.stablehlo")):
+        raise UserError(f"{directory} has no model.stablehlo; write it with experiments.export "
+                        "--format=stablehlo")
     with open(os.path.join(directory, "model.stablehlo"), "rb") as f:
         exported = jax.export.deserialize(bytearray(f.read()))
     return signature, lambda batch: np.asarray(exported.call({k: batch[k] for k in input_names(signature)}))
@@ -133,12 +169,15 @@ def read_signature(directory: str) -> dict:
         return json.load(f)
 
 
-def export_workdir(workdir: str, *, checkpoint_name: str = "best", formats=("stablehlo",)) -> dict:
-    """Writes `<workdir>/export/` (replacing an earlier export only once the new one has
-    passed its check); returns the signature."""
-    unknown = sorted(set(formats) - {"stablehlo"})
-    if unknown:
-        raise UserError(f"unknown export format(s) {unknown}; this version writes stablehlo")
+FORMATS = {"stablehlo": ("model.stablehlo", load_stablehlo), "onnx": ("model.onnx", load_onnx)}
+
+
+def export_workdir(workdir: str, *, checkpoint_name: str = "best", formats=("stablehlo", "onnx")) -> dict:
+    """Writes `<workdir>/export/` in each of `formats` (replacing an earlier export only once
+    every new file has passed its check); returns the signature."""
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown or not formats:
+        raise UserError(f"unknown export format(s) {unknown}; choose from {sorted(FORMATS)}")
     predictor = load(workdir, checkpoint_name)
     batch = test_batch(predictor)
     expected = predictor.probabilities(batch)
@@ -147,23 +186,38 @@ def export_workdir(workdir: str, *, checkpoint_name: str = "best", formats=("sta
     shutil.rmtree(staging, ignore_errors=True)
     os.makedirs(staging)
     signature = dict(predictor.signature, formats={})
-    with open(os.path.join(staging, "model.stablehlo"), "wb") as f:
-        f.write(export_stablehlo(predictor))
-    with open(os.path.join(staging, "signature.json"), "w") as f:
-        json.dump(signature, f)  # Read back by the check below.
+    workdir_lib.write_json(os.path.join(staging, "signature.json"), signature)  # Read by the checks.
     if "tokenizer" in signature:
         shutil.copyfile(text.run_tokenizer_file(workdir), os.path.join(staging, "tokenizer.model"))
-    _, run_exported = load_stablehlo(staging)
-    difference = float(np.abs(run_exported(batch) - expected).max())
-    if not difference <= TOLERANCE:
-        shutil.rmtree(staging)
-        raise UserError(f"the exported stablehlo module's probabilities differ from the JAX model's by "
-                        f"{difference:.3g} (more than {TOLERANCE}) on {len(expected)} test rows; "
-                        "nothing was written")
-    signature["formats"]["stablehlo"] = {
-        "file": "model.stablehlo", "bytes": os.path.getsize(os.path.join(staging, "model.stablehlo")),
-        "checked_rows": len(expected), "max_abs_diff": difference, "jax": jax.__version__}
+    for name in formats:
+        file, load_format = FORMATS[name]
+        path = os.path.join(staging, file)
+        if name == "stablehlo":
+            with open(path, "wb") as f:
+                f.write(export_stablehlo(predictor))
+        else:
+            export_onnx(predictor, path)
+        _, run_exported = load_format(staging)
+        difference = float(np.abs(np.asarray(run_exported(batch)) - expected).max())
+        if not difference <= TOLERANCE:
+            shutil.rmtree(staging)
+            raise UserError(f"the exported {name} model's probabilities differ from the JAX model's by "
+                            f"{difference:.3g} (more than {TOLERANCE}) on {len(expected)} test rows; "
+                            "nothing was written")
+        files = sorted(f for f in os.listdir(staging) if f.startswith(file))  # With ONNX's .data.
+        signature["formats"][name] = {
+            "file": file, "bytes": sum(os.path.getsize(os.path.join(staging, f)) for f in files),
+            "checked_rows": len(expected), "max_abs_diff": difference}
+    signature["versions"] = {"jax": jax.__version__, **_converter_versions(formats)}
     workdir_lib.write_json(os.path.join(staging, "signature.json"), signature)
     shutil.rmtree(target, ignore_errors=True)
     os.replace(staging, target)
     return signature
+
+
+def _converter_versions(formats) -> dict:
+    if "onnx" not in formats:
+        return {}
+    import importlib.metadata
+
+    return {name: importlib.metadata.version(name) for name in ("jax2onnx", "onnx", "onnxruntime")}

@@ -1,5 +1,6 @@
 """Predictions for files: images (PNG, JPEG), arrays (.npy), texts (.txt), or directories of
-them, from a run's checkpoint (backend "jax") or its export (backend "stablehlo")."""
+them, from a run's checkpoint (backend "jax") or its export (backends "stablehlo" and "onnx",
+which need neither the dataset nor this codebase's models)."""
 
 import os
 
@@ -12,7 +13,7 @@ from research.serve import export
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 SUFFIXES = (*IMAGE_SUFFIXES, ".npy", ".txt")
-BACKENDS = ("jax", "stablehlo")
+BACKENDS = ("jax", "stablehlo", "onnx")
 
 
 def expand(paths: list[str]) -> list[str]:
@@ -90,7 +91,7 @@ def predictor(workdir: str, backend: str, checkpoint_name: str = "best"):
             loaded.signature["tokenizer"] = os.path.basename(text.run_tokenizer_file(workdir))
         return loaded.signature, Reader(loaded.signature, directory), loaded.probabilities
     directory = os.path.join(workdir, "export")
-    signature, run = export.load_stablehlo(directory)
+    signature, run = (export.load_stablehlo if backend == "stablehlo" else export.load_onnx)(directory)
     return signature, Reader(signature, directory), run
 
 

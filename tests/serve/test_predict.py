@@ -45,10 +45,14 @@ def test_predict_reads_images_arrays_and_directories_from_checkpoint_and_export(
     done = run_program("experiments.export", f"--workdir={digits_run}")
     assert done.returncode == 0, done.stderr[-2000:]
     assert "max |difference| to JAX" in done.stdout
-    done = run_program("experiments.predict", f"--workdir={digits_run}", f"--input={inputs}/a.png",
-                       f"--input={inputs}/b.npy", f"--input={inputs}/c.npy", "--backend=stablehlo")
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert [json.loads(line) for line in done.stdout.splitlines()] == from_checkpoint
+    for backend in ("stablehlo", "onnx"):
+        done = run_program("experiments.predict", f"--workdir={digits_run}", f"--input={inputs}/a.png",
+                           f"--input={inputs}/b.npy", f"--input={inputs}/c.npy", f"--backend={backend}")
+        assert done.returncode == 0, done.stderr[-2000:]
+        from_export = [json.loads(line) for line in done.stdout.splitlines()]
+        assert [r["class"] for r in from_export] == [r["class"] for r in from_checkpoint]
+        np.testing.assert_allclose([r["probabilities"] for r in from_export],
+                                   [r["probabilities"] for r in from_checkpoint], atol=2e-6)
 
 
 def test_bad_inputs_are_one_error_line(digits_run, tmp_path):
