@@ -2,6 +2,7 @@
 them, from a run's checkpoint (backend "jax") or its export (backends "stablehlo" and "onnx",
 which need neither the dataset nor this codebase's models)."""
 
+import io
 import os
 
 import numpy as np
@@ -44,36 +45,59 @@ class Reader:
             self.tokenizer = tokenizer.load(os.path.join(directory, signature["tokenizer"]))
 
     def row(self, path: str) -> dict:
-        suffix = os.path.splitext(path)[1].lower()
-        kind, shape, dtype = self.signature["kind"], tuple(self.first["shape"][1:]), self.first["dtype"]
+        with open(path, "rb") as f:
+            return self.decode(os.path.splitext(path)[1].lower(), f.read(), path)
+
+    def decode(self, suffix: str, data: bytes, name: str) -> dict:
+        """One row from the bytes of a file of kind `suffix` (".png", ".npy", ".txt", ...);
+        `name` is what error messages call it."""
+        kind = self.signature["kind"]
         if suffix in IMAGE_SUFFIXES and kind == "image":
-            return {"image": self._image(path, shape)}
+            return {"image": self._image(data, self.shape, name)}
         if suffix == ".txt" and kind == "tokens":
-            with open(path, encoding="utf-8") as f:
-                tokens, mask = self.tokenizer.encode([f.read()], self.signature["max_len"], add_bos=True)
-            return {"tokens": tokens[0], "token_mask": mask[0]}
+            try:
+                return self.text(data.decode("utf-8"))
+            except UnicodeDecodeError as e:
+                raise UserError(f"{name} is not UTF-8 text: {e}") from e
         if suffix == ".npy" and kind != "tokens":
             try:
-                array = np.load(path, allow_pickle=False)
-            except ValueError as e:
-                raise UserError(f"{path} is not a readable .npy array: {e}") from e
-            if array.shape != shape and array.shape + (1,) != shape:
-                raise UserError(f"{path} has shape {array.shape}; the model takes {shape}")
-            return {self.first["name"]: array.reshape(shape).astype(dtype)}
+                array = np.load(io.BytesIO(data), allow_pickle=False)
+            except (ValueError, OSError, EOFError) as e:
+                raise UserError(f"{name} is not a readable .npy array: {e}") from e
+            return self.array(array, name)
         wanted = {"image": "PNG/JPEG images or .npy arrays", "tokens": ".txt texts"}.get(kind, ".npy arrays")
-        raise UserError(f"{path}: this model reads {wanted}")
+        raise UserError(f"{name}: this model reads {wanted}")
+
+    @property
+    def shape(self) -> tuple:
+        return tuple(self.first["shape"][1:])
+
+    def array(self, array, name: str) -> dict:
+        """A row from an array of the model's input shape (a missing channel axis of 1 allowed)."""
+        array = np.asarray(array)
+        if array.shape != self.shape and array.shape + (1,) != self.shape:
+            raise UserError(f"{name} has shape {array.shape}; the model takes {self.shape}")
+        if array.dtype.kind not in "biuf":
+            raise UserError(f"{name} holds {array.dtype} values, not numbers")
+        return {self.first["name"]: array.reshape(self.shape).astype(self.first["dtype"])}
+
+    def text(self, text: str) -> dict:
+        if self.tokenizer is None:
+            raise UserError("this model does not read text")
+        tokens, mask = self.tokenizer.encode([text], self.signature["max_len"], add_bos=True)
+        return {"tokens": tokens[0], "token_mask": mask[0]}
 
     @staticmethod
-    def _image(path: str, shape: tuple) -> np.ndarray:
+    def _image(data: bytes, shape: tuple, name: str) -> np.ndarray:
         height, width, channels = shape
         try:
-            with Image.open(path) as image:
+            with Image.open(io.BytesIO(data)) as image:
                 image = image.convert("L" if channels == 1 else "RGB")
                 if image.size != (width, height):  # The model's input size, as a user expects.
                     image = image.resize((width, height), Image.Resampling.BILINEAR)
                 pixels = np.asarray(image, np.uint8)
-        except OSError as e:
-            raise UserError(f"{path} is not an image PIL can read: {e}") from e
+        except (OSError, Image.DecompressionBombError) as e:
+            raise UserError(f"{name} is not an image PIL can read ({type(e).__name__})") from e
         return pixels.reshape(shape)
 
 
@@ -106,7 +130,12 @@ def predict(workdir: str, paths: list[str], *, backend: str = "jax", checkpoint_
         chunk = rows[start:start + batch_size]
         batch = {name: np.stack([row[name] for row in chunk]) for name in chunk[0]}
         for path, probabilities in zip(files[start:], run(batch), strict=False):
-            k = int(np.argmax(probabilities))
-            results.append({"input": path, "class": k, "name": signature["class_names"][k],
-                            "probabilities": [round(float(p), 6) for p in probabilities]})
+            results.append({"input": path, **answer(signature, probabilities)})
     return results
+
+
+def answer(signature: dict, probabilities: np.ndarray) -> dict:
+    """The predicted class, its name and every class's probability."""
+    k = int(np.argmax(probabilities))
+    return {"class": k, "name": signature["class_names"][k],
+            "probabilities": [round(float(p), 6) for p in probabilities]}

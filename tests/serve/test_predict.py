@@ -10,20 +10,7 @@ from PIL import Image
 
 from research.errors import UserError
 from research.serve import export, predict
-from research.train import loop
 from tests.conftest import run_program
-
-
-@pytest.fixture(scope="module")
-def digits_run(tfds_dir, tmp_path_factory):
-    from configs import digits_mlp
-
-    config = digits_mlp.get_config()
-    config.data.tfds_dir = tfds_dir
-    config.train.steps = 60
-    workdir = str(tmp_path_factory.mktemp("digits") / "run")
-    loop.train_and_evaluate(config, workdir)
-    return workdir
 
 
 def test_predict_reads_images_arrays_and_directories_from_checkpoint_and_export(digits_run, tmp_path):
@@ -34,6 +21,7 @@ def test_predict_reads_images_arrays_and_directories_from_checkpoint_and_export(
     Image.fromarray(rows[0, :, :, 0]).save(inputs / "a.png")
     np.save(inputs / "b.npy", rows[1])
     np.save(inputs / "c.npy", rows[2, :, :, 0])  # Without its channel axis.
+    (inputs / "notes.md").write_text("not an input")  # A directory's other files are passed over.
     expected = predictor.probabilities({"image": rows})
 
     from_checkpoint = predict.predict(digits_run, [str(inputs)], backend="jax")

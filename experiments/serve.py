@@ -1,0 +1,42 @@
+"""Serves a classifier run over HTTP (research/serve/server.py says what it answers).
+
+  python -m experiments.serve --workdir=runs/fashion_mnist_cnn [--port=8000 --host=127.0.0.1]
+      [--backend=jax|stablehlo|onnx --max_batch=32 --batch_wait_ms=2 --max_bytes=10000000]
+
+  curl -s localhost:8000/predict -H "Content-Type: image/png" --data-binary @shoe.png
+"""
+
+from absl import app, flags, logging
+
+from experiments import common
+
+flags.DEFINE_string("workdir", None, "Workdir of a classifier run of experiments.train.")
+flags.DEFINE_string("host", "127.0.0.1", "Address to listen on (0.0.0.0: every interface).")
+flags.DEFINE_integer("port", 8000, "Port to listen on.")
+flags.DEFINE_string("backend", "jax", "jax (the checkpoint), stablehlo or onnx (the export).")
+flags.DEFINE_string("checkpoint", "best", "With --backend=jax: best, latest or a saved step.")
+flags.DEFINE_integer("max_batch", 32, "Most requests answered by one call of the model.")
+flags.DEFINE_float("batch_wait_ms", 2.0, "How long a batch waits for more requests after its first.")
+flags.DEFINE_integer("max_bytes", 10_000_000, "Largest request body accepted.")
+flags.mark_flags_as_required(["workdir"])
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    import uvicorn
+
+    from research.serve import predict, server
+
+    f = flags.FLAGS
+    signature, reader, run = common.run_or_exit(predict.predictor, f.workdir, f.backend, f.checkpoint)
+    signature = {**signature, "backend": f.backend}
+    served = server.make_app(signature, reader, run, max_batch=f.max_batch, batch_wait_ms=f.batch_wait_ms,
+                             max_bytes=f.max_bytes)
+    logging.info("serving %s (%s, step %s) on http://%s:%d", f.workdir, f.backend, signature["step"],
+                 f.host, f.port)
+    uvicorn.run(served, host=f.host, port=f.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    app.run(main, flags_parser=common.parse_flags)

@@ -1,0 +1,112 @@
+"""experiments.serve on localhost, through a real HTTP client: right answers, requests that
+arrive together answered as one batch, a 4xx with a message for each kind of bad request,
+and still serving afterwards; scripts/load_test.py measures it."""
+
+import io
+import json
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from research.serve import export, predict
+from tests.conftest import ROOT
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def post(url: str, body: bytes, content_type: str) -> tuple[int, dict]:
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as e:
+        return e.code, json.load(e)
+
+
+@pytest.fixture(scope="module")
+def server(digits_run):
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "experiments.serve", f"--workdir={digits_run}", f"--port={port}",
+         "--max_batch=8", "--batch_wait_ms=300", "--max_bytes=20000"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
+                assert json.load(response) == {"status": "ok"}
+                break
+        except (urllib.error.URLError, ConnectionError):
+            assert process.poll() is None, process.communicate()[1][-3000:]
+            assert time.time() < deadline, "the server did not start"
+            time.sleep(0.3)
+    yield url
+    process.terminate()
+    process.communicate(timeout=30)
+
+
+def png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_the_server_answers_batches_refuses_bad_requests_and_keeps_serving(server, digits_run, tmp_path):
+    predictor = export.load(digits_run)
+    rows = export.test_batch(predictor, rows=8)["image"]
+    expected = predictor.probabilities({"image": rows})
+    with urllib.request.urlopen(f"{server}/metadata", timeout=10) as response:
+        metadata = json.load(response)
+    assert metadata["inputs"] == [{"name": "image", "dtype": "uint8", "shape": [None, 8, 8, 1]}]
+    assert metadata["class_names"] == [str(k) for k in range(10)]
+
+    status, answer = post(f"{server}/predict", png(rows[0, :, :, 0]), "image/png")
+    assert status == 200 and answer["class"] == int(expected[0].argmax())
+    np.testing.assert_allclose(answer["probabilities"], expected[0], atol=1e-6)
+
+    # Eight requests at once, within the server's 300 ms window: answered together.
+    bodies = [json.dumps({"array": row.tolist()}).encode() for row in rows]
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda body: post(f"{server}/predict", body, "application/json"), bodies))
+    assert all(status == 200 for status, _ in answers)
+    assert max(answer["batch_size"] for _, answer in answers) > 1
+    assert [answer["class"] for _, answer in answers] == list(expected.argmax(-1))
+    np.testing.assert_allclose([answer["probabilities"] for _, answer in answers], expected, atol=1e-6)
+
+    npy = io.BytesIO()
+    np.save(npy, rows[1])
+    bad = [(b"not an image", "image/png", 422, "not an image PIL can read"),
+           (json.dumps({"array": [[1, 2], [3, 4]]}).encode(), "application/json", 422,
+            r"shape \(2, 2\); the model takes \(8, 8, 1\)"),
+           (b"{not json", "application/json", 422, "not JSON"),
+           (json.dumps({"text": "a text"}).encode(), "application/json", 422, "does not read text"),
+           (b"x" * 30000, "application/x-npy", 413, "the limit is 20,000"),
+           (npy.getvalue(), "video/mp4", 415, "unsupported Content-Type 'video/mp4'")]
+    for body, content_type, want_status, message in bad:
+        status, answer = post(f"{server}/predict", body, content_type)
+        assert status == want_status, (content_type, answer)
+        assert re.search(message, answer["detail"]), answer
+    status, answer = post(f"{server}/predict", npy.getvalue(), "application/x-npy")  # Still serving.
+    assert status == 200 and answer["class"] == int(expected[1].argmax())
+    # The server and experiments.predict agree on a file.
+    (tmp_path / "one.npy").write_bytes(npy.getvalue())
+    assert predict.predict(digits_run, [str(tmp_path / "one.npy")])[0]["class"] == answer["class"]
+
+    done = subprocess.run([sys.executable, "scripts/load_test.py", f"--url={server}", "--requests=32",
+                           "--concurrency=8"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "requests/s" in done.stdout and "p99" in done.stdout and "(0 failed)" in done.stdout
