@@ -97,6 +97,14 @@ def base_config() -> ml_collections.ConfigDict:
     config.log.wandb_mode = "auto"
 
     config.init_from = ""  # A workdir whose latest params start this run.
+
+    # Knowledge distillation (research/train/distill.py): a finished run of any family teaches
+    # this one; loss = alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * task loss.
+    config.distill = ml_collections.ConfigDict()
+    config.distill.teacher = ""  # The teacher's workdir; "" trains without one.
+    config.distill.checkpoint = "best"  # The teacher's best, latest or a step.
+    config.distill.temperature = 2.0
+    config.distill.alpha = 0.5
     return config
 
 

@@ -211,6 +211,20 @@ def latest_params(workdir: str, which: str = "latest") -> tuple[int, dict]:
         return step, checkpoints.restore_raw(step)["params"]
 
 
+def latest_variables(workdir: str, which: str = "best") -> tuple[int, dict]:
+    """The step and model variables (params and the non-trained collections, such as batch
+    statistics; host arrays) of `workdir`'s checkpoint `which` (best by the run's own
+    train.best_metric, latest, or a step)."""
+    if not os.path.isdir(os.path.join(workdir, "checkpoints")):
+        raise UserError(f"{workdir} has no checkpoints/ directory: is it the workdir of a run?")
+    config = workdir_lib.load_config(workdir)
+    with Checkpoints(os.path.join(workdir, "checkpoints"), read_only=True,
+                     best_metric=config.train.best_metric, best_mode=config.train.best_mode) as checkpoints:
+        step = checkpoints.resolve(which)
+        saved = checkpoints.restore_raw(step)
+    return step, {"params": saved["params"], **(saved.get("model_state") or {})}
+
+
 def load_matching(workdir: str, target: dict, leading_axes: int = 0) -> dict:
     """`target` ({"params": ..., "model_state": ...}, arrays placed on devices) with every
     leaf that `workdir`'s latest checkpoint has at the same path taken from it (for

@@ -4,6 +4,7 @@ Shared by training and by every program that restores a run (evaluate, export, .
 """
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable
 
@@ -17,7 +18,7 @@ from research.data import augment, sources, text, tokenizer
 from research.errors import UserError
 from research.models import model_inputs
 from research.parallel import sharding
-from research.train import steps
+from research.train import distill, steps
 from research.train.state import TrainState, init_state
 
 
@@ -37,6 +38,7 @@ class Experiment:
     steps_per_epoch: int
     total_steps: int
     grad_accum_steps: int = 1
+    teacher: object = None  # distill.Teacher when config.distill.teacher names one.
 
 
 def build(config, workdir: str | None = None) -> Experiment:
@@ -50,8 +52,9 @@ def build(config, workdir: str | None = None) -> Experiment:
     eval_data = sources.load_split(config.data, config.eval.split)
     tokenizer_file, vocab_size = None, None
     if "text" in train_data.arrays:
+        # A student reads text with its teacher's tokenizer, unless it starts from another run.
         tokenizer_file = text.tokenizer_path(config.data, text.texts(train_data), workdir=workdir,
-                                             init_from=config.init_from)
+                                             init_from=config.init_from or _teacher(config))
         tok = tokenizer.load(tokenizer_file)
         # Language models and masked language models read windows of the texts' token stream.
         language_model = config.model.name in tasks.LANGUAGE_MODELS or config.get("task") == "mlm"
@@ -74,13 +77,22 @@ def build(config, workdir: str | None = None) -> Experiment:
         raise UserError(f"task=mlm needs a text dataset; {config.data.name!r} has no texts")
     if isinstance(task, tasks.BinaryClassification) and train_data.num_classes != 2:
         raise UserError(f"task=binary needs two classes; {config.data.name!r} has {train_data.num_classes}")
+    num_outputs = getattr(task, "outputs", train_data.num_classes)
+    teacher = None
+    if _teacher(config):
+        example = {name: np.zeros((1, *values.shape[1:]), values.dtype)
+                   for name, values in train_data.arrays.items()}
+        teacher = distill.load(config, mesh, example, num_outputs, vocab_size)
     return Experiment(
-        model=models.build(config.model, getattr(task, "outputs", train_data.num_classes),
-                           vocab_size=vocab_size, task=config.get("task", "auto")),
+        model=models.build(config.model, num_outputs, vocab_size=vocab_size, task=config.get("task", "auto")),
         task=task, tx=tx, schedule=schedule,
         train_data=train_data, eval_data=eval_data, mesh=mesh, augment=augment_batch,
         tokenizer_file=tokenizer_file, steps_per_epoch=steps_per_epoch, total_steps=total_steps,
-        grad_accum_steps=config.train.grad_accum_steps)
+        grad_accum_steps=config.train.grad_accum_steps, teacher=teacher)
+
+
+def _teacher(config) -> str:
+    return config.get("distill", {}).get("teacher", "")
 
 
 def initial_state(experiment: Experiment, seed: int) -> TrainState:
@@ -121,9 +133,15 @@ def jit_steps(experiment: Experiment, seed: int, state: TrainState, steps_per_ca
     """The steps of one run, each compiled once for this mesh and the state's layout."""
     train_step = steps.make_train_step(
         experiment.model, experiment.tx, experiment.schedule, seed, experiment.task,
-        experiment.grad_accum_steps)
+        experiment.grad_accum_steps, teacher=experiment.teacher)
     eval_step = steps.make_eval_step(experiment.model, experiment.task)
-    return jit_group_steps(experiment.mesh, state, train_step, eval_step, steps_per_call)
+    jitted = jit_group_steps(experiment.mesh, state, train_step, eval_step, steps_per_call)
+    if experiment.teacher is None:
+        return jitted
+    # The teacher's variables are the steps' last argument: an input, not a constant of the
+    # compiled step, and not donated.
+    with_teacher = lambda fn: fn and functools.partial(fn, teacher_variables=experiment.teacher.variables)  # noqa: E731
+    return Steps(train=with_teacher(jitted.train), multi=with_teacher(jitted.multi), eval=jitted.eval)
 
 
 def jit_group_steps(mesh, state, train_step: Callable, eval_step: Callable, steps_per_call: int) -> Steps:
