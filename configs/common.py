@@ -98,6 +98,17 @@ def base_config() -> ml_collections.ConfigDict:
 
     config.init_from = ""  # A workdir whose latest params start this run.
 
+    # Gradual magnitude pruning (research/train/pruning.py, Zhu & Gupta 2017): from start_step to
+    # end_step (0: three quarters of training), every `every` steps, the smallest weights of the
+    # parameters matching `params` are zeroed up to target_sparsity; 0 prunes nothing.
+    config.prune = ml_collections.ConfigDict()
+    config.prune.target_sparsity = 0.0
+    config.prune.start_step = 0
+    config.prune.end_step = 0
+    config.prune.every = 100
+    config.prune.scope = "layer"  # layer: each tensor to the target; global: ranked together.
+    config.prune.params = "kernel$"  # A regex over parameter paths such as "block_0/mlp_in/kernel".
+
     # Knowledge distillation (research/train/distill.py): a finished run of any family teaches
     # this one; loss = alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * task loss.
     config.distill = ml_collections.ConfigDict()

@@ -185,7 +185,9 @@ def state_shardings(abstract_state, logical_params, mesh: Mesh):
         params=jax.tree.map(lambda spec: NamedSharding(mesh, spec), specs,
                             is_leaf=lambda x: isinstance(x, PartitionSpec)),
         opt_state=jax.tree_util.tree_map_with_path(like_a_param, abstract_state.opt_state),
-        model_state=jax.tree.map(lambda _: replicated(mesh), abstract_state.model_state))
+        model_state=jax.tree.map(lambda _: replicated(mesh), abstract_state.model_state),
+        # Pruning masks (a subtree of the params' paths): each like its parameter.
+        masks=jax.tree_util.tree_map_with_path(like_a_param, abstract_state.masks))
 
 
 def per_device_bytes(tree) -> int:

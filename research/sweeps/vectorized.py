@@ -67,6 +67,9 @@ def train_group(runs, base_config, sweep_dir: str, status, stop, progress) -> No
     if base_config.train.get("early_stop_patience"):
         raise UserError("train.early_stop_patience stops a run on its own metric, and a vectorized group "
                         "trains its runs together: run this sweep without --vectorize")
+    if base_config.get("prune", {}).get("target_sparsity"):
+        raise UserError("prune.target_sparsity is not supported by vectorized groups: run this sweep "
+                        "without --vectorize")
     if base_config.get("distill", {}).get("teacher"):
         raise UserError("distill.teacher is not supported by vectorized groups: run this sweep without "
                         "--vectorize")

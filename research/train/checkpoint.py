@@ -20,6 +20,7 @@ from flax import traverse_util
 from research import errors
 from research import workdir as workdir_lib
 from research.errors import UserError
+from research.train.state import TrainState
 
 _policies = ocp.checkpoint_managers
 
@@ -71,7 +72,7 @@ class Checkpoints:
         """Saves (asynchronously) the state after `step` steps, the data iterator's position and
         `loop_state` (JSON: what the loop needs to continue exactly, such as train metrics
         not yet logged); `metrics` are what `best_metric` is read from."""
-        items = {"state": ocp.args.StandardSave(state), "loop": ocp.args.JsonSave(loop_state)}
+        items = {"state": ocp.args.StandardSave(on_disk(state)), "loop": ocp.args.JsonSave(loop_state)}
         if data_iterator is not None:
             items["data"] = grain.checkpoint.CheckpointSave(data_iterator)
         self.wait()  # Orbax waits for the previous save anyway; this tells whose failure it is.
@@ -122,8 +123,8 @@ class Checkpoints:
     def restore(self, step: int, abstract_state):
         """The train state saved at `step`, placed like `abstract_state`."""
         try:
-            return self._manager.restore(step, args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract_state))).state
+            return from_disk(self._manager.restore(step, args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(on_disk(abstract_state)))).state)
         except Exception as e:  # Orbax and TensorStore raise many types for a bad file.
             raise UserError(
                 f"checkpoint {step} in {self.directory} is unreadable ({type(e).__name__}: "
@@ -131,11 +132,11 @@ class Checkpoints:
                 f"(saved steps: {self.steps()})") from e
 
     def _restore_for_resume(self, step: int, abstract_state, data_iterator) -> Resumed:
-        items = {"state": ocp.args.StandardRestore(abstract_state), "loop": ocp.args.JsonRestore()}
+        items = {"state": ocp.args.StandardRestore(on_disk(abstract_state)), "loop": ocp.args.JsonRestore()}
         if data_iterator is not None:
             items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
         restored = self._manager.restore(step, args=ocp.args.Composite(**items))
-        return Resumed(restored.state, restored.loop)
+        return Resumed(from_disk(restored.state), restored.loop)
 
     def restore_raw(self, step: int) -> dict:
         """The saved train state as a tree of arrays on this process's first device, without a
@@ -209,6 +210,20 @@ def latest_params(workdir: str, which: str = "latest") -> tuple[int, dict]:
     with Checkpoints(os.path.join(workdir, "checkpoints"), read_only=True) as checkpoints:
         step = checkpoints.resolve(which)
         return step, checkpoints.restore_raw(step)["params"]
+
+
+def on_disk(state):
+    """A train state as saved: its fields, `masks` only when the run prunes, so a run without
+    pruning saves and reads the same tree as runs saved before masks existed."""
+    if not isinstance(state, TrainState):
+        return state
+    saved = {"step": state.step, "params": state.params, "opt_state": state.opt_state,
+             "model_state": state.model_state}
+    return saved if state.masks is None else {**saved, "masks": state.masks}
+
+
+def from_disk(saved):
+    return TrainState(**saved) if isinstance(saved, dict) and "opt_state" in saved else saved
 
 
 def latest_variables(workdir: str, which: str = "best") -> tuple[int, dict]:

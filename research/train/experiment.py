@@ -18,7 +18,7 @@ from research.data import augment, sources, text, tokenizer
 from research.errors import UserError
 from research.models import model_inputs
 from research.parallel import sharding
-from research.train import distill, steps
+from research.train import distill, pruning, steps
 from research.train.state import TrainState, init_state
 
 
@@ -39,6 +39,7 @@ class Experiment:
     total_steps: int
     grad_accum_steps: int = 1
     teacher: object = None  # distill.Teacher when config.distill.teacher names one.
+    pruning: object = None  # pruning.Pruning when config.prune.target_sparsity is above 0.
 
 
 def build(config, workdir: str | None = None) -> Experiment:
@@ -88,7 +89,8 @@ def build(config, workdir: str | None = None) -> Experiment:
         task=task, tx=tx, schedule=schedule,
         train_data=train_data, eval_data=eval_data, mesh=mesh, augment=augment_batch,
         tokenizer_file=tokenizer_file, steps_per_epoch=steps_per_epoch, total_steps=total_steps,
-        grad_accum_steps=config.train.grad_accum_steps, teacher=teacher)
+        grad_accum_steps=config.train.grad_accum_steps, teacher=teacher,
+        pruning=pruning.Pruning.from_config(config.prune, total_steps) if "prune" in config else None)
 
 
 def _teacher(config) -> str:
@@ -99,7 +101,13 @@ def initial_state(experiment: Experiment, seed: int) -> TrainState:
     """The state at step 0, made on the devices directly in its layout (sharding.state_shardings):
     no device or host ever holds the whole model."""
     example = example_batch(experiment)
-    init = lambda: init_state(experiment.model, experiment.tx, example, seed)  # noqa: E731
+
+    def init():
+        state = init_state(experiment.model, experiment.tx, example, seed)
+        if experiment.pruning is None:
+            return state
+        return state.replace(masks=experiment.pruning.initial_masks(state.params))
+
     return jax.jit(init, out_shardings=state_shardings(experiment.model, experiment.mesh, example, init))()
 
 
@@ -133,7 +141,7 @@ def jit_steps(experiment: Experiment, seed: int, state: TrainState, steps_per_ca
     """The steps of one run, each compiled once for this mesh and the state's layout."""
     train_step = steps.make_train_step(
         experiment.model, experiment.tx, experiment.schedule, seed, experiment.task,
-        experiment.grad_accum_steps, teacher=experiment.teacher)
+        experiment.grad_accum_steps, teacher=experiment.teacher, pruning=experiment.pruning)
     eval_step = steps.make_eval_step(experiment.model, experiment.task)
     jitted = jit_group_steps(experiment.mesh, state, train_step, eval_step, steps_per_call)
     if experiment.teacher is None:

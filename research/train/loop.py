@@ -24,7 +24,7 @@ from research.errors import UserError
 from research.parallel import distributed, sharding
 from research.parallel.inflight import InFlight
 from research.platform.signals import StopRequest
-from research.train import checkpoint, evaluation, metric_writer, wandb_log
+from research.train import checkpoint, evaluation, metric_writer, pruning, wandb_log
 from research.train.experiment import Experiment, Steps, build, initial_state, jit_steps
 from research.train.profiling import Profiler
 
@@ -162,7 +162,8 @@ def _train(config, experiment: Experiment, group: Group, state, steps: Steps, ba
         last_eval = (step, evaluate_runs(steps.eval, state, experiment, config, group))
     if progress.stopped_early is not None:
         logging.info("stopped early at step %d: %s", step, early_stop_reason(progress, config.train))
-    results = finish_runs(group, sessions, progress, last_eval, experiment, config.eval.split, config.train)
+    results = finish_runs(group, sessions, progress, last_eval, experiment, config.eval.split, config.train,
+                          state)
     if primary and not group.stacked and results[0]["status"] == "finished":
         evaluation.plot_predictions(group.workdirs[0], experiment, state, experiment.eval_data)
     for mirror, result in zip(mirrors, results, strict=True):
@@ -207,7 +208,7 @@ def early_stop_reason(progress: "Progress", train_config) -> str:
 
 
 def finish_runs(group: Group, sessions: list[dict], progress: "Progress", last_eval: tuple,
-                experiment: Experiment, split_name: str, train_config) -> list[dict]:
+                experiment: Experiment, split_name: str, train_config, state) -> list[dict]:
     """Each run's results (and, from the first process, its results.json, plots and finished
     session); a run whose metrics turned non-finite is recorded as failed instead."""
     results, primary = [], distributed.is_primary()
@@ -221,6 +222,8 @@ def finish_runs(group: Group, sessions: list[dict], progress: "Progress", last_e
         summary, confusion = last_eval[1][k]
         final = evaluation.final_results(last_eval[0], experiment.steps_per_epoch, split_name, summary,
                                          confusion)
+        if experiment.pruning is not None:  # A pruned run is one run (no vectorized groups).
+            final["pruning"] = pruning.report(state.params, state.masks)
         if progress.stopped_early is not None:
             final["early_stopped"] = {"step": progress.stopped_early, "best_step": progress.best[1],
                                       "best": progress.best[0],

@@ -17,6 +17,8 @@ class TrainState:
     params: Any
     opt_state: Any
     model_state: Any  # Non-trained collections such as batch_stats; {} when the model has none.
+    # Pruning (research/train/pruning.py): 0/1 masks shaped like the pruned params; None without.
+    masks: Any = None
 
     @property
     def variables(self) -> dict:

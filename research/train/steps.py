@@ -17,13 +17,14 @@ CORRUPT_STREAM = 1
 
 
 def make_train_step(model: nn.Module, tx: optax.GradientTransformation, schedule: optax.Schedule,
-                    seed: int, task, grad_accum_steps: int = 1, teacher=None) -> Callable:
+                    seed: int, task, grad_accum_steps: int = 1, teacher=None, pruning=None) -> Callable:
     """`train_step(state, batch[, teacher_variables]) -> (state, metrics)`. With
     `grad_accum_steps` k, the batch is k microbatches (rows k apart, so each device keeps its
     own rows), their gradients summed in a scan weighted by each one's share of the batch's
     examples or tokens, then one update: the update of the whole batch, in a k-th of the
     activation memory. With a `teacher` (distill.Teacher), the loss is the distillation loss
-    and the teacher's variables are the step's third argument."""
+    and the teacher's variables are the step's third argument. With `pruning`
+    (pruning.Pruning), the state's masks are updated on schedule and applied after the update."""
 
     def gradients(params, model_state, batch, dropout_key, teacher_variables=None):
         x, inputs = model_inputs(batch)
@@ -74,9 +75,12 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, schedule
         grads, task_metrics, model_state = grads_of(state.params, state.model_state, batch, dropout_key,
                                                     teacher_variables)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        new_state = state.replace(
-            step=state.step + 1, params=optax.apply_updates(state.params, updates),
-            opt_state=opt_state, model_state=model_state)
+        params, masks = optax.apply_updates(state.params, updates), state.masks
+        if pruning is not None:
+            masks, params, sparsity = pruning.step(params, masks, state.step + 1)
+            task_metrics = {**task_metrics, "sparsity": sparsity}
+        new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
+                                  model_state=model_state, masks=masks)
         step_metrics = {**task_metrics, **metrics.optimizer_metrics(grads, schedule(state.step))}
         return new_state, step_metrics
 
