@@ -94,6 +94,8 @@ def make_multi_step(train_step: Callable) -> Callable:
     with n steps a call that cost is paid once for all n."""
     def multi_step(state: TrainState, batches: dict[str, jax.Array],
                    teacher_variables=None) -> tuple[TrainState, dict]:
+        if teacher_variables is None:
+            return jax.lax.scan(train_step, state, batches)
         return jax.lax.scan(lambda s, batch: train_step(s, batch, teacher_variables), state, batches)
 
     return multi_step
