@@ -29,7 +29,8 @@ def payload() -> tuple[bytes, str]:
     if FLAGS.input:
         suffix = FLAGS.input[FLAGS.input.rfind("."):].lower()
         with open(FLAGS.input, "rb") as f:
-            return f.read(), TYPES.get(suffix) or mimetypes.guess_type(FLAGS.input)[0] or "application/octet-stream"
+            guessed = mimetypes.guess_type(FLAGS.input)[0]
+            return f.read(), TYPES.get(suffix) or guessed or "application/octet-stream"
     with urllib.request.urlopen(f"{FLAGS.url}/metadata", timeout=30) as response:
         signature = json.load(response)
     if signature["kind"] == "tokens":
