@@ -75,9 +75,16 @@ def test_renaming_the_family_by_flag_says_how_to_switch():
 RESUMED = ("cnn_bn", "vit", "gru", "transformer")
 
 
+# Exported to StableHLO and ONNX and checked here: a plain MLP, a CNN with BatchNorm, a ResNet
+# and a Transformer classifier over padded tokens.
+EXPORTED = ("mlp", "cnn_bn", "resnet", "transformer")
+
+
 def check_export(family: str, workdir: str) -> None:
-    """Every classifier exports (a language model is refused with a pointer to generate): the
-    exported module gives the JAX model's probabilities within 1e-5 at any batch size."""
+    """A classifier exports (a language model is refused with a pointer to generate): the
+    exported files give the JAX model's probabilities within 1e-5 at any batch size."""
+    if family not in (*EXPORTED, "lm"):
+        return
     if family == "lm":
         with pytest.raises(UserError, match="experiments.generate"):
             export.export_workdir(workdir)
