@@ -109,6 +109,12 @@ def base_config() -> ml_collections.ConfigDict:
     config.prune.scope = "layer"  # layer: each tensor to the target; global: ranked together.
     config.prune.params = "kernel$"  # A regex over parameter paths such as "block_0/mlp_in/kernel".
 
+    # Quantization-aware training (research/train/quantize.py): "qat" trains through Qwix's int8
+    # fake quantization of weights and activations; "" trains in float.
+    config.quant = ml_collections.ConfigDict()
+    config.quant.mode = ""
+    config.quant.bits = 8
+
     # Knowledge distillation (research/train/distill.py): a finished run of any family teaches
     # this one; loss = alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * task loss.
     config.distill = ml_collections.ConfigDict()

@@ -30,7 +30,7 @@ from research import workdir as workdir_lib
 from research.data import text
 from research.errors import UserError
 from research.models import model_inputs
-from research.train import checkpoint, experiment
+from research.train import evaluation, experiment
 
 TOLERANCE = 1e-5  # Largest absolute difference in a probability, float32.
 CHECK_ROWS = 256  # Test rows the export is checked on.
@@ -69,14 +69,7 @@ def load(workdir: str, checkpoint_name: str = "best") -> Predictor:
     if config.model.name in tasks.LANGUAGE_MODELS or config.get("task") == "mlm":
         raise UserError(f"{workdir} trained a language model; export and predict serve classifiers "
                         "(sample from it with experiments.generate)")
-    config.mesh.update(num_devices=1, data=-1, fsdp=1, tensor=1)
-    exp = experiment.build(config, workdir)
-    state = experiment.initial_state(exp, config.seed)
-    with checkpoint.Checkpoints(os.path.join(workdir, "checkpoints"), read_only=True,
-                                best_metric=config.train.best_metric,
-                                best_mode=config.train.best_mode) as checkpoints:
-        step = checkpoints.resolve(checkpoint_name)
-        state = checkpoints.restore(step, checkpoint.abstract_like(state))
+    config, exp, state, step = evaluation.restore(workdir, checkpoint_name, one_device=True)
     variables = jax.device_get(state.variables)
     binary = isinstance(exp.task, tasks.BinaryClassification)
 

@@ -70,11 +70,16 @@ def plot_predictions(workdir: str, exp, state, split) -> None:
                          class_names=split.class_names)
 
 
-def evaluate_workdir(workdir: str, *, checkpoint_name: str = "best", split_name: str = "test") -> dict:
-    """Evaluates a saved checkpoint of a run on a split; writes
-    evaluations/step<N>_<split>.json and plots/confusion_<split>_step<N>.png."""
+def restore(workdir: str, checkpoint_name: str = "best", *, split_name: str | None = None,
+            one_device: bool = False):
+    """(config, experiment, state, step): a run rebuilt from its workdir and its checkpoint
+    `checkpoint_name` (best, latest or a step), evaluating `split_name` (default: the run's);
+    `one_device` lays it out on one device whatever the run's mesh was."""
     config = workdir_lib.load_config(workdir)
-    config.eval.split = split_name
+    if split_name is not None:
+        config.eval.split = split_name
+    if one_device:
+        config.mesh.update(num_devices=1, data=-1, fsdp=1, tensor=1)
     exp = experiment.build(config, workdir)
     state = experiment.initial_state(exp, config.seed)
     with checkpoint.Checkpoints(os.path.join(workdir, "checkpoints"), read_only=True,
@@ -82,6 +87,13 @@ def evaluate_workdir(workdir: str, *, checkpoint_name: str = "best", split_name:
                                 best_mode=config.train.best_mode) as checkpoints:
         step = checkpoints.resolve(checkpoint_name)
         state = checkpoints.restore(step, checkpoint.abstract_like(state))
+    return config, exp, state, step
+
+
+def evaluate_workdir(workdir: str, *, checkpoint_name: str = "best", split_name: str = "test") -> dict:
+    """Evaluates a saved checkpoint of a run on a split; writes
+    evaluations/step<N>_<split>.json and plots/confusion_<split>_step<N>.png."""
+    config, exp, state, step = restore(workdir, checkpoint_name, split_name=split_name)
     eval_step = experiment.jit_steps(exp, config.seed, state).eval
     summary, confusion = evaluate(
         eval_step, exp.task, state, exp.eval_data, batch_size=config.eval.batch_size, mesh=exp.mesh)

@@ -84,8 +84,17 @@ def build(config, workdir: str | None = None) -> Experiment:
         example = {name: np.zeros((1, *values.shape[1:]), values.dtype)
                    for name, values in train_data.arrays.items()}
         teacher = distill.load(config, mesh, example, num_outputs, vocab_size)
+    model = models.build(config.model, num_outputs, vocab_size=vocab_size, task=config.get("task", "auto"))
+    quant_mode = config.get("quant", {}).get("mode", "")
+    if quant_mode not in ("", "qat"):
+        raise UserError(f"quant.mode={quant_mode!r}; use qat, or '' (post-training quantization is "
+                        "experiments.quantize)")
+    if quant_mode == "qat":
+        from research.train import quantize  # Qwix, only for runs that use it.
+
+        model = quantize.qat_model(model, config.quant)
     return Experiment(
-        model=models.build(config.model, num_outputs, vocab_size=vocab_size, task=config.get("task", "auto")),
+        model=model,
         task=task, tx=tx, schedule=schedule,
         train_data=train_data, eval_data=eval_data, mesh=mesh, augment=augment_batch,
         tokenizer_file=tokenizer_file, steps_per_epoch=steps_per_epoch, total_steps=total_steps,

@@ -1,0 +1,50 @@
+"""A run's checkpoint quantized after training (research/train/quantize.py's modes), evaluated
+next to the float model, with its weight bytes and forward speed: `experiments.quantize`, and
+`experiments.evaluate --quantized=MODE`."""
+
+import os
+
+import jax
+
+from research import metrics, tasks
+from research import workdir as workdir_lib
+from research.data import pipeline
+from research.errors import UserError
+from research.models import model_inputs
+from research.train import evaluation, quantize, steps
+
+CALIBRATION_BATCHES = 8
+
+
+def evaluate_quantized(workdir: str, mode: str, *, checkpoint_name: str = "best", split_name: str = "test",
+                       calibration_batches: int = CALIBRATION_BATCHES, measure_speed: bool = False) -> dict:
+    """The float and the quantized model's metrics on `split_name` (and, with `measure_speed`,
+    weight bytes and examples/s of a forward pass on an evaluation batch)."""
+    quantize.ptq_rules(mode)  # An unknown mode is refused before anything is read.
+    if calibration_batches < 1:
+        raise UserError(f"--calibration_batches={calibration_batches}; at least 1")
+    config, exp, state, step = evaluation.restore(workdir, checkpoint_name, split_name=split_name,
+                                                  one_device=True)
+    if isinstance(exp.task, (tasks.LanguageModeling, tasks.MaskedLanguageModeling)):
+        raise UserError(f"{workdir} trained a language model; post-training quantization here serves "
+                        "classifiers")
+    variables = state.variables  # Qwix quantizes jax.Arrays (on the one device).
+    batches = pipeline.train_batches(exp.train_data.arrays, batch_size=config.data.batch_size,
+                                     seed=config.seed)
+    calibration = [model_inputs(next(batches)) for _ in range(calibration_batches)]
+    model, quantized_variables = quantize.ptq(exp.model, variables, mode, calibration)
+    results = {"mode": mode, "step": step, "checkpoint": checkpoint_name, "split": split_name,
+               "calibration_batches": calibration_batches if mode == "w8a8_static" else 0}
+    for name, (m, v) in {"float": (exp.model, variables), "quantized": (model, quantized_variables)}.items():
+        eval_step = jax.jit(steps.make_eval_step(m, exp.task))
+        summary, _ = evaluation.evaluate(eval_step, exp.task, state.replace(params=v["params"]),
+                                         exp.eval_data, batch_size=config.eval.batch_size, mesh=exp.mesh)
+        results[name] = metrics.named_eval(summary, split_name)
+        if measure_speed:
+            rows = next(pipeline.eval_batches(exp.eval_data.arrays, batch_size=config.eval.batch_size))
+            x, inputs = model_inputs({k: val for k, val in rows.items() if k != "mask"})
+            results[name]["weight_bytes"] = quantize.weight_bytes(v["params"])
+            results[name]["examples_per_sec"] = quantize.examples_per_second(m, v, x, inputs)
+    if measure_speed:
+        workdir_lib.write_json(os.path.join(workdir, "quantized", f"{mode}.json"), results)
+    return results

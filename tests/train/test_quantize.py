@@ -1,0 +1,72 @@
+"""int8 quantization with Qwix: post-training modes evaluated beside the float model (int8
+weights, deterministic, close to float), and quantization-aware training that resumes exactly
+and whose int8 conversion is what it trained."""
+
+import json
+
+import numpy as np
+import pytest
+
+from research.errors import UserError
+from research.serve import quantized
+from research.train import loop
+from tests.conftest import StopAfterCalls, run_program
+from tests.train.conftest import assert_same_run
+
+
+@pytest.fixture(scope="module")
+def cnn_run(tfds_dir, tmp_path_factory):
+    """A digits CNN (convolutions and Dense layers) trained 60 steps."""
+    from configs import digits_mlp
+
+    config = digits_mlp.get_config("model=cnn")
+    config.data.tfds_dir = tfds_dir
+    config.train.steps = 60
+    workdir = str(tmp_path_factory.mktemp("cnn") / "run")
+    loop.train_and_evaluate(config, workdir)
+    return workdir
+
+
+def test_post_training_int8_is_close_to_float_and_deterministic(cnn_run):
+    for mode in ("w8", "w8a8_static"):
+        results = quantized.evaluate_quantized(cnn_run, mode, calibration_batches=2, measure_speed=True)
+        floats, ints = results["float"], results["quantized"]
+        assert abs(ints["eval/test/accuracy"] - floats["eval/test/accuracy"]) < 0.03, mode
+        # int8 kernels plus float scales; w8 leaves the convolutions' kernels float.
+        assert ints["weight_bytes"] < (0.75 if mode == "w8" else 0.5) * floats["weight_bytes"]
+        with open(f"{cnn_run}/quantized/{mode}.json") as f:
+            assert json.load(f)["quantized"]["eval/test/accuracy"] == ints["eval/test/accuracy"]
+    # Calibrated again, the same model: evaluate --quantized gives the same numbers.
+    again = quantized.evaluate_quantized(cnn_run, "w8a8_static", calibration_batches=2)
+    assert again["quantized"]["eval/test/loss"] == ints["eval/test/loss"]
+
+
+def test_the_programs(cnn_run):
+    done = run_program("experiments.quantize", f"--workdir={cnn_run}", "--weights_activations=w8a8")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "quantized: eval/test/loss=" in done.stdout and "examples/s" in done.stdout
+    done = run_program("experiments.evaluate", f"--workdir={cnn_run}", "--quantized=w4")
+    assert done.returncode == 1 and "unknown quantization mode 'w4'" in done.stderr
+
+
+def test_quantization_aware_training_resumes_exactly_and_converts_to_int8(digits_config, tmp_path,
+                                                                          monkeypatch):
+    digits_config.quant.mode = "qat"
+    digits_config.train.update(steps=30, log_every=10, eval_every=30, checkpoint_every=10)
+    whole = str(tmp_path / "whole")
+    results = loop.train_and_evaluate(digits_config, whole)
+    losses = [row["train/loss"] for row in map(json.loads, open(f"{whole}/metrics.jsonl"))
+              if "train/loss" in row]
+    assert losses[-1] < losses[0]
+    resumed = str(tmp_path / "resumed")
+    with monkeypatch.context() as patch:
+        patch.setattr(loop, "StopRequest", lambda **_: StopAfterCalls(14))
+        assert loop.train_and_evaluate(digits_config, resumed)["status"] == "stopped"
+    loop.train_and_evaluate(digits_config, resumed)
+    assert_same_run(whole, resumed)
+    # The QAT run's forward pass is the int8 model's: converting it changes (almost) nothing.
+    converted = quantized.evaluate_quantized(whole, "w8a8", checkpoint_name="latest")
+    np.testing.assert_allclose(converted["quantized"]["eval/test/loss"], results["eval/test/loss"], rtol=1e-4)
+    digits_config.quant.bits = 4
+    with pytest.raises(UserError, match="quant.bits=4"):
+        loop.train_and_evaluate(digits_config, str(tmp_path / "four"))
