@@ -125,9 +125,14 @@ def export_onnx(predictor: Predictor, path: str) -> None:
     names = input_names(predictor.signature)
     specs = [jax.ShapeDtypeStruct(("batch", *spec["shape"][1:]), np.dtype(spec["dtype"]))
              for spec in predictor.signature["inputs"]]
-    to_onnx(lambda *arrays: predictor.traceable(dict(zip(names, arrays, strict=True))), inputs=specs,
-            input_names=names, output_names=["probabilities"], model_name=predictor.signature["model"],
-            return_mode="file", output_path=path)
+    try:
+        to_onnx(lambda *arrays: predictor.traceable(dict(zip(names, arrays, strict=True))), inputs=specs,
+                input_names=names, output_names=["probabilities"], model_name=predictor.signature["model"],
+                return_mode="file", output_path=path)
+    except Exception as e:  # noqa: BLE001  (the converter raises many kinds; all mean "cannot")
+        first_line = str(e).splitlines()[0] if str(e) else ""
+        raise UserError(f"jax2onnx cannot convert the {predictor.signature['model']!r} model "
+                        f"({type(e).__name__}: {first_line}); --format=stablehlo exports it") from e
 
 
 def load_onnx(directory: str):
@@ -182,25 +187,28 @@ def export_workdir(workdir: str, *, checkpoint_name: str = "best", formats=("sta
     workdir_lib.write_json(os.path.join(staging, "signature.json"), signature)  # Read by the checks.
     if "tokenizer" in signature:
         shutil.copyfile(text.run_tokenizer_file(workdir), os.path.join(staging, "tokenizer.model"))
-    for name in formats:
-        file, load_format = FORMATS[name]
-        path = os.path.join(staging, file)
-        if name == "stablehlo":
-            with open(path, "wb") as f:
-                f.write(export_stablehlo(predictor))
-        else:
-            export_onnx(predictor, path)
-        _, run_exported = load_format(staging)
-        difference = float(np.abs(np.asarray(run_exported(batch)) - expected).max())
-        if not difference <= TOLERANCE:
-            shutil.rmtree(staging)
-            raise UserError(f"the exported {name} model's probabilities differ from the JAX model's by "
-                            f"{difference:.3g} (more than {TOLERANCE}) on {len(expected)} test rows; "
-                            "nothing was written")
-        files = sorted(f for f in os.listdir(staging) if f.startswith(file))  # With ONNX's .data.
-        signature["formats"][name] = {
-            "file": file, "bytes": sum(os.path.getsize(os.path.join(staging, f)) for f in files),
-            "checked_rows": len(expected), "max_abs_diff": difference}
+    try:
+        for name in formats:
+            file, load_format = FORMATS[name]
+            path = os.path.join(staging, file)
+            if name == "stablehlo":
+                with open(path, "wb") as f:
+                    f.write(export_stablehlo(predictor))
+            else:
+                export_onnx(predictor, path)
+            _, run_exported = load_format(staging)
+            difference = float(np.abs(np.asarray(run_exported(batch)) - expected).max())
+            if not difference <= TOLERANCE:
+                raise UserError(f"the exported {name} model's probabilities differ from the JAX model's by "
+                                f"{difference:.3g} (more than {TOLERANCE}) on {len(expected)} test rows; "
+                                "nothing was written")
+            files = sorted(f for f in os.listdir(staging) if f.startswith(file))  # With ONNX's .data.
+            signature["formats"][name] = {
+                "file": file, "bytes": sum(os.path.getsize(os.path.join(staging, f)) for f in files),
+                "checked_rows": len(expected), "max_abs_diff": difference}
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     signature["versions"] = {"jax": jax.__version__, **_converter_versions(formats)}
     workdir_lib.write_json(os.path.join(staging, "signature.json"), signature)
     shutil.rmtree(target, ignore_errors=True)
