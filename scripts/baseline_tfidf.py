@@ -4,6 +4,11 @@ split, the same splits the neural rows use. Writes <workdir>/results.json with t
 of a training run, so the table script reads it like one.
 
   .venv/bin/python scripts/baseline_tfidf.py --config=configs/bbc_news.py --workdir=runs/tfidf
+      [--first_tokens=256]
+
+--first_tokens=N reads only what a classifier of data.max_len N reads: BOS and the first N-1
+pieces of the config's tokenizer, decoded back to text (how much of the gap to the neural rows
+is the truncation).
 """
 
 import json
@@ -20,6 +25,7 @@ from ml_collections import config_flags  # noqa: E402
 
 config_flags.DEFINE_config_file("config", None, "A text-classification config.", lock_config=True)
 flags.DEFINE_string("workdir", None, "Where results.json goes.")
+flags.DEFINE_integer("first_tokens", 0, "Read each text's first N tokens (with BOS) only; 0: whole texts.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -34,6 +40,14 @@ def main(argv):
     config = flags.FLAGS.config
     start = time.time()
     train, test = (sources.load_split(config.data, split) for split in ("train", config.eval.split))
+    if flags.FLAGS.first_tokens:
+        from research.data import text, tokenizer
+
+        tok = tokenizer.load(text.tokenizer_path(config.data, text.texts(train), workdir=None, init_from=""))
+        for split in (train, test):
+            ids = tok.encode_ids(list(split.arrays["text"]))
+            split.arrays["text"] = np.array([tok.decode(row[:flags.FLAGS.first_tokens - 1]) for row in ids],
+                                            dtype=object)
     vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
     classifier = LinearSVC().fit(vectorizer.fit_transform(train.arrays["text"]), train.arrays["label"])
     predicted = classifier.predict(vectorizer.transform(test.arrays["text"]))
