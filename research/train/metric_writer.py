@@ -40,6 +40,7 @@ class MetricWriter:
             f.writelines(json.dumps(row) + "\n" for row in kept)
         os.replace(self._path + ".tmp", self._path)
         self._jsonl = open(self._path, "a")
+        _after_earlier_event_files(workdir)
         # A START session log at step s makes TensorBoard's reader drop every point at step s
         # or later: at start_step + 1, it drops the orphaned points and keeps the row of the
         # step the run resumes from.
@@ -65,6 +66,18 @@ class MetricWriter:
     def close(self) -> None:
         self._jsonl.close()
         self._events.close()
+
+
+def _after_earlier_event_files(workdir: str) -> None:
+    """Waits, when needed, until the clock's second is past every event file's in `workdir`.
+    TensorBoard reads a directory's event files in name order, and a name starts with its
+    second, then host, pid and a per-process counter compared as text ("10" before "9"): a
+    session started within the second of the last one could be read before it, and the older
+    session's rows would replace the newer ones."""
+    seconds = [int(name.split(".")[3]) for name in os.listdir(workdir)
+               if name.startswith("events.out.tfevents.") and name.split(".")[3].isdigit()]
+    while seconds and time.time() < max(seconds) + 1:
+        time.sleep(0.05)
 
 
 class NoWriter:
