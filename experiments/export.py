@@ -1,12 +1,15 @@
 """Exports a classifier run for use outside this codebase, into <workdir>/export/.
 
   python -m experiments.export --workdir=runs/fashion_mnist_cnn [--checkpoint=best|latest|STEP]
-      [--format=stablehlo,onnx]
+      [--format=stablehlo,onnx] [--measure_latency]
+  python -m experiments.export --workdir=runs/fashion_mnist_cnn --quantized=w8a8 --format=stablehlo
 
 Writes model.stablehlo (jax.export) and model.onnx (jax2onnx), both for any batch size,
 signature.json (inputs, preprocessing, class names) and, for text runs, tokenizer.model; fails
 without writing if an exported model differs from the JAX model by more than 1e-5 on a batch
-of the test split (the ONNX model run by onnxruntime).
+of the test split (the ONNX model run by onnxruntime). --quantized exports the run's int8
+model (Qwix post-training quantization) into <workdir>/export_<mode>/; --measure_latency
+times each exported model in its runtime (onnxruntime, XLA) at batch sizes 1 and 256.
 """
 
 from absl import app, flags
@@ -16,6 +19,10 @@ from experiments import common
 flags.DEFINE_string("workdir", None, "Workdir of a classifier run of experiments.train.")
 flags.DEFINE_string("checkpoint", "best", "best, latest or a saved step number.")
 flags.DEFINE_list("format", ["stablehlo", "onnx"], "Formats to write: stablehlo, onnx.")
+flags.DEFINE_string("quantized", "", "A post-training int8 mode (w8, w8a8, w8a8_static) to export "
+                    "instead of the float model (StableHLO only).")
+flags.DEFINE_bool("measure_latency", False, "Time each exported model at batch sizes 1 and 256; "
+                  "written to signature.json.")
 flags.mark_flags_as_required(["workdir"])
 
 
@@ -26,11 +33,15 @@ def main(argv):
 
     f = flags.FLAGS
     signature = common.run_or_exit(export.export_workdir, f.workdir, checkpoint_name=f.checkpoint,
-                                   formats=f.format)
+                                   formats=f.format, quantized=f.quantized,
+                                   measure_latency=f.measure_latency)
     for name, written in signature["formats"].items():
-        print(f"{name}: {f.workdir}/export/{written['file']} ({written['bytes']:,} bytes), step "
-              f"{signature['step']}, max |difference| to JAX {written['max_abs_diff']:.2g} on "
-              f"{written['checked_rows']} test rows")
+        timing = written.get("latency_s")
+        timing = "" if timing is None else (f"; {timing['1'] * 1e3:.3f} ms at batch 1, "
+                                            f"{timing['256'] / 256 * 1e6:.1f} us an example at batch 256")
+        print(f"{name}: {export.export_dir(f.workdir, f.quantized)}/{written['file']} ({written['bytes']:,} "
+              f"bytes), step {signature['step']}, max |difference| to JAX {written['max_abs_diff']:.2g} on "
+              f"{written['checked_rows']} test rows{timing}")
 
 
 if __name__ == "__main__":

@@ -5,10 +5,13 @@ experiments.sweep (so a killed run resumes), summarised next to the published nu
   .venv/bin/python scripts/reproduce_tables.py --table=fashion_mnist --rows=mlp,cnn,cnn_bn,resnet_cpu
   .venv/bin/python scripts/reproduce_tables.py --table=bbc_news
   .venv/bin/python scripts/reproduce_tables.py --table=mnist1d --summarize_only
+  .venv/bin/python scripts/reproduce_tables.py --table=compression [--remeasure]
 
 Writes <runs_dir>/<table>.md (and .json): per row the published figure, ours as mean ± sample
 std over seeds, the seeds, the row's wall time (every sweep command it took, summed) and the
-hardware it ran on. Rows marked "accelerator" run only when named in --rows.
+hardware it ran on. Rows marked "accelerator" run only when named in --rows. The compression
+table adds, for each row's seed-0 model, its exported bytes and latency (--remeasure times them
+again without training, e.g. once the machine is idle).
 """
 
 import dataclasses
@@ -18,16 +21,19 @@ import platform
 import subprocess
 import sys
 import time
+import zlib
 
 import numpy as np
 from absl import app, flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-flags.DEFINE_string("table", None, "Which table: mnist1d, fashion_mnist or bbc_news.")
+flags.DEFINE_string("table", None, "Which table: mnist1d, fashion_mnist, bbc_news or compression.")
 flags.DEFINE_list("rows", [], "Rows to run (default: every row not marked accelerator).")
 flags.DEFINE_string("runs_dir", "runs/tables", "Where the sweeps and the tables are written.")
 flags.DEFINE_bool("summarize_only", False, "Write the table from what has run; start nothing.")
+flags.DEFINE_bool("remeasure", False, "Compression table: export and time the rows' models again "
+                  "(e.g. on an otherwise idle machine) without retraining anything.")
 flags.DEFINE_integer("parallel", 1, "Runs at a time within a row (experiments.sweep --parallel).")
 flags.mark_flag_as_required("table")
 
@@ -46,7 +52,16 @@ class Row:
     # A script run instead of a sweep (one deterministic run into seed=0/), for baselines.
     program: str = ""
     args: tuple = ()  # More flags for the sweep or the program.
+    teacher_row: str = ""  # Distils every run from seed 0 of that row's sweep.
+    # Compression rows: post-training int8 quantization (this mode) of every run of `of_row`
+    # instead of a sweep; and the flags experiments.export gets for the row's seed-0 run.
+    quantize: str = ""
+    of_row: str = ""
+    export_args: tuple = ()
 
+
+FLOAT_EXPORT = ("--format=onnx,stablehlo",)
+INT8_EXPORT = ("--format=stablehlo", "--quantized=w8a8")  # jax2onnx cannot convert Qwix's int8 model.
 
 TABLES = {
     "mnist1d": ("MNIST-1D test accuracy (Greydanus 2020, github.com/greydanus/mnist1d README)", [
@@ -64,6 +79,22 @@ TABLES = {
             "configs/fashion_mnist_benchmark.py:row=resnet_cpu", "-"),
         Row("resnet18", "ResNet18", "configs/fashion_mnist_benchmark.py:row=resnet18", "0.949",
             accelerator=True),
+    ]),
+    "compression": ("Fashion-MNIST compression: distillation, pruning, int8 quantization (configs/compression.py)", [
+        Row("teacher", "Teacher: BN CNN conv32-conv64-dense128, 5 epochs", "configs/compression.py:row=teacher", "-",
+            export_args=FLOAT_EXPORT),
+        Row("student", "Student CNN conv8-conv16-dense32 from scratch, 10 epochs",
+            "configs/compression.py:row=student", "-", export_args=FLOAT_EXPORT),
+        Row("distilled", "Student distilled from the teacher (T=4, alpha=0.9), 10 epochs",
+            "configs/compression.py:row=distilled", "-", teacher_row="teacher", export_args=FLOAT_EXPORT),
+        *(Row(f"pruned{p}", f"Teacher pruned to {p}% of its kernels (2 epochs of fine-tuning)",
+              f"configs/compression.py:row=pruned,sparsity=0.{p}", "-", init_from_row="teacher",
+              export_args=FLOAT_EXPORT) for p in (50, 75, 90)),
+        Row("ptq", "Teacher, int8 post-training quantization (Qwix w8a8: int8 weights and activations)",
+            "configs/compression.py:row=teacher", "-", quantize="w8a8", of_row="teacher",
+            export_args=INT8_EXPORT),
+        Row("qat", "Student with int8 quantization-aware training (Qwix), 10 epochs; exported as int8",
+            "configs/compression.py:row=qat", "-", export_args=INT8_EXPORT),
     ]),
     "bbc_news": ("BBC News (5 classes, our seeded stratified 80/20 split) test accuracy", [
         Row("lm", "Transformer LM pretrained on the training texts (perplexity)",
@@ -100,7 +131,8 @@ def sweep_dir(table: str, row: Row) -> str:
 
 
 def run_row(table: str, row: Row, rows_by_name: dict) -> None:
-    """Runs (or resumes) the row's sweep; adds the command's wall time to row.json."""
+    """Runs (or resumes) the row's sweep, or quantizes its source row's runs; adds the
+    commands' wall time to row.json; then exports the row's first run (`export_args`)."""
     directory = sweep_dir(table, row)
     command = [sys.executable, "-m", "experiments.sweep", f"--config={row.config}",
                f"--sweep={row.sweep}", f"--sweep_dir={directory}",
@@ -112,20 +144,59 @@ def run_row(table: str, row: Row, rows_by_name: dict) -> None:
         command.append("--vectorize")
     if row.init_from_row:
         command.append(f"--config.init_from={sweep_dir(table, rows_by_name[row.init_from_row])}/seed=0")
+    if row.teacher_row:
+        command.append(f"--config.distill.teacher={sweep_dir(table, rows_by_name[row.teacher_row])}/seed=0")
+    commands = [command]
+    if row.quantize:  # One experiments.quantize a run of the source row (those not done yet).
+        source = sweep_dir(table, rows_by_name[row.of_row])
+        commands = [[sys.executable, "-m", "experiments.quantize", f"--workdir={source}/{run['run']}",
+                     f"--weights_activations={row.quantize}"]
+                    for run in _finished_results(source)
+                    if not os.path.exists(os.path.join(source, run["run"], "quantized", f"{row.quantize}.json"))]
+    for command in commands:
+        _timed(table, row, directory, command)
+    if row.export_args:
+        _export(table, row, rows_by_name)
+
+
+def _timed(table: str, row: Row, directory: str, command: list[str]) -> None:
+    """Runs `command`, adding its wall time to the row's row.json."""
     print(f"[{table}/{row.name}] {' '.join(command[1:])}", flush=True)
     start = time.time()
     result = subprocess.run(command, cwd=ROOT)
     elapsed = time.time() - start
     record_path = os.path.join(directory, "row.json")
     record = _read_json(record_path) or {"wall_time_s": 0.0}
-    record.update(wall_time_s=record["wall_time_s"] + elapsed, hardware=hardware(),
-                  command=" ".join(["python", *command[1:]]))
+    commands = record.get("commands", [])
+    text = " ".join(["python", *command[1:]])
+    record.update(wall_time_s=record["wall_time_s"] + elapsed, hardware=hardware(), command=text,
+                  commands=commands + [text] * (text not in commands))
     os.makedirs(directory, exist_ok=True)
     with open(record_path, "w") as f:
         json.dump(record, f, indent=1)
     if result.returncode != 0:
         raise SystemExit(f"error: row {row.name} of {table} failed (exit {result.returncode}); "
                          f"see {directory}/logs/ and rerun the same command to resume")
+
+
+def _exported_run(table: str, row: Row, rows_by_name: dict) -> tuple[str, str]:
+    """(the workdir a row's export is made from, its export directory)."""
+    workdir = os.path.join(sweep_dir(table, rows_by_name[row.of_row] if row.quantize else row), "seed=0")
+    quantized = next((a.split("=", 1)[1] for a in row.export_args if a.startswith("--quantized=")), "")
+    return workdir, os.path.join(workdir, f"export_{quantized}" if quantized else "export")
+
+
+def _export(table: str, row: Row, rows_by_name: dict) -> None:
+    """Exports the row's seed-0 run with latencies measured (again with --remeasure)."""
+    workdir, directory = _exported_run(table, row, rows_by_name)
+    signature = _read_json(os.path.join(directory, "signature.json"))
+    if signature is not None and not flags.FLAGS.remeasure:
+        return
+    command = [sys.executable, "-m", "experiments.export", f"--workdir={workdir}", "--measure_latency",
+               *row.export_args]
+    print(f"[{table}/{row.name}] {' '.join(command[1:])}", flush=True)
+    if subprocess.run(command, cwd=ROOT).returncode != 0:
+        raise SystemExit(f"error: exporting {workdir} failed; see the message above")
 
 
 def _read_json(path: str) -> dict | None:
@@ -143,6 +214,101 @@ def _finished_results(directory: str) -> list[dict]:
             if found is not None:
                 results.append({"run": name, **found})
     return results
+
+
+def _row_results(table: str, row: Row, rows_by_name: dict) -> list[dict]:
+    """The row's finished runs' results (for a quantization row: its quantized models')."""
+    if not row.quantize:
+        return _finished_results(sweep_dir(table, row))
+    source = sweep_dir(table, rows_by_name[row.of_row])
+    results = []
+    for run in _finished_results(source):
+        found = _read_json(os.path.join(source, run["run"], "quantized", f"{row.quantize}.json"))
+        if found is not None:
+            results.append({"run": run["run"], **found["quantized"]})
+    return results
+
+
+def _gzip_bytes(directory: str, file: str) -> int:
+    """Bytes of an exported model (with its .data) compressed by zlib at level 9: what pruning's
+    zeros save on disk or on the wire (the files store them densely)."""
+    data = b"".join(open(os.path.join(directory, name), "rb").read()
+                    for name in sorted(os.listdir(directory)) if name.startswith(file))
+    return len(zlib.compress(data, 9))
+
+
+def _compression_cells(table: str, row: Row, rows_by_name: dict) -> tuple[list[str], dict]:
+    """The export columns of a compression row (from its seed-0 run's export), and their values."""
+    _, directory = _exported_run(table, row, rows_by_name)
+    signature = _read_json(os.path.join(directory, "signature.json"))
+    if signature is None:
+        return ["-"] * 6, {}
+    values = {"parameters": signature["parameters"]}
+    cells = [f"{signature['parameters']['nonzero']:,} of {signature['parameters']['total']:,}"]
+    for name in ("onnx", "stablehlo"):
+        written = signature["formats"].get(name)
+        if written is None:
+            cells += ["-"] * (3 if name == "onnx" else 2)
+            continue
+        latency = written.get("latency_s", {})
+        timing = (f"{latency['1'] * 1e3:.3f} ms / {latency['256'] / 256 * 1e6:.1f} us"
+                  if latency else "-")
+        size = f"{written['bytes']:,}"
+        values[name] = dict(written, directory=directory)
+        if name == "onnx":
+            compressed = _gzip_bytes(directory, written["file"])
+            values[name]["gzip_bytes"] = compressed
+            cells += [size, f"{compressed:,}", timing]
+        else:
+            cells += [size, timing]
+    return cells, values
+
+
+def summarize_compression(table: str, title: str, rows: list[Row]) -> str:
+    rows_by_name = {row.name: row for row in rows}
+    lines = [f"# {title}", "",
+             "Accuracy: mean ± sample std over seeds of the final test-set accuracy (per seed in "
+             "brackets). The other columns are of seed 0's model, exported by `experiments.export "
+             "--measure_latency`: parameters non-zero of all; the exported files' bytes (ONNX with "
+             "its .data, and zlib -9 of it, where pruning's zeros pay); the time of one call at batch "
+             "1 / per example at batch 256, median, in onnxruntime (ONNX) and in XLA via jax.export "
+             "(StableHLO), on this CPU. int8 rows export StableHLO only (jax2onnx cannot convert "
+             "Qwix's int8 model). Wall time: the row's training (or quantization) commands, summed.", "",
+             "| Model | Test accuracy | Parameters (non-zero) | ONNX bytes | ONNX zlib bytes | ONNX latency "
+             "b1 / b256 per ex. | StableHLO bytes | XLA latency b1 / b256 per ex. | Seeds | Wall time | "
+             "Config |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    summary = {}
+    for row in rows:
+        results = _row_results(table, row, rows_by_name)
+        record = _read_json(os.path.join(sweep_dir(table, row), "row.json")) or {}
+        accuracies = [r["eval/test/accuracy"] for r in results]
+        ours = _mean_std(accuracies, percent=True)
+        if accuracies:
+            ours += " (" + ", ".join(f"{100 * a:.2f}" for a in accuracies) + ")"
+        cells, values = _compression_cells(table, row, rows_by_name)
+        wall = record.get("wall_time_s")
+        lines.append(f"| {row.label} | {ours} | {' | '.join(cells)} | {len(results)} | "
+                     f"{_wall_text(wall)} | `{row.config}` |")
+        summary[row.name] = {"label": row.label, "runs": results, "wall_time_s": wall,
+                             "hardware": record.get("hardware"), "commands": record.get("commands"),
+                             **values}
+    lines += ["", f"Hardware: {hardware()}."]
+    return _write_summary(table, lines, summary)
+
+
+def _wall_text(wall) -> str:
+    return "-" if wall is None else (f"{wall / 60:.1f} min" if wall >= 60 else f"{wall:.0f} s")
+
+
+def _write_summary(table: str, lines: list[str], summary: dict) -> str:
+    text = "\n".join(lines) + "\n"
+    os.makedirs(flags.FLAGS.runs_dir, exist_ok=True)
+    with open(os.path.join(flags.FLAGS.runs_dir, f"{table}.md"), "w") as f:
+        f.write(text)
+    with open(os.path.join(flags.FLAGS.runs_dir, f"{table}.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    return text
 
 
 def _mean_std(values: list[float], percent: bool) -> str:
@@ -176,20 +342,14 @@ def summarize(table: str, title: str, rows: list[Row]) -> str:
         f1_values = [r["eval/test/f1"] for r in results if "eval/test/f1" in r]
         f1 = _mean_std(f1_values, percent=percent) if f1_values else "-"
         wall = record.get("wall_time_s")
-        wall_text = "-" if wall is None else (f"{wall / 60:.1f} min" if wall >= 60 else f"{wall:.0f} s")
+        wall_text = _wall_text(wall)
         note = " (needs an accelerator; not run here)" if row.accelerator and not results else ""
         lines.append(f"| {row.label}{note} | {row.published} | {ours} | {f1} | "
                      f"{len(results)} | {wall_text} | {record.get('hardware', '-')} | `{row.config}` |")
         summary[row.name] = {"label": row.label, "published": row.published, "runs": results,
                              "wall_time_s": wall, "hardware": record.get("hardware"),
                              "command": record.get("command")}
-    text = "\n".join(lines) + "\n"
-    os.makedirs(flags.FLAGS.runs_dir, exist_ok=True)
-    with open(os.path.join(flags.FLAGS.runs_dir, f"{table}.md"), "w") as f:
-        f.write(text)
-    with open(os.path.join(flags.FLAGS.runs_dir, f"{table}.json"), "w") as f:
-        json.dump(summary, f, indent=1)
-    return text
+    return _write_summary(table, lines, summary)
 
 
 def main(argv):
@@ -206,13 +366,17 @@ def main(argv):
         chosen = [row for row in rows if row.name in f.rows]
     else:
         chosen = [row for row in rows if not row.accelerator]
-    if not f.summarize_only:
+    if f.remeasure:
         for row in chosen:
-            source = rows_by_name.get(row.init_from_row)
-            if source is not None and not _finished_results(sweep_dir(f.table, source)):
-                raise SystemExit(f"error: row {row.name} starts from row {row.init_from_row}: run it first")
+            if row.export_args:
+                _export(f.table, row, rows_by_name)
+    elif not f.summarize_only:
+        for row in chosen:
+            for needed in (row.init_from_row, row.teacher_row, row.of_row):
+                if needed and not _finished_results(sweep_dir(f.table, rows_by_name[needed])):
+                    raise SystemExit(f"error: row {row.name} needs row {needed}: run it first")
             run_row(f.table, row, rows_by_name)
-    print(summarize(f.table, title, rows))
+    print((summarize_compression if f.table == "compression" else summarize)(f.table, title, rows))
 
 
 if __name__ == "__main__":

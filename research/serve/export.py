@@ -14,12 +14,18 @@ Export checks itself: each exported model is run on a batch of the test split (t
 by onnxruntime), and the export fails (writing nothing) if its probabilities differ from the
 JAX model's by more than `TOLERANCE`. Language models are not exported: `experiments.generate`
 samples from them.
+
+An int8 model (`quantized=` a PTQ mode of research/train/quantize.py, Qwix) exports to
+`<workdir>/export_<mode>/` as StableHLO: with int8 activations its weights stay int8 in the
+module (w8a8: about a quarter of the float module's bytes); with int8 weights only (w8) the
+converter folds their dequantization into float constants, so the module is float-sized.
 """
 
 import dataclasses
 import json
 import os
 import shutil
+import time
 
 import jax
 import jax.numpy as jnp
@@ -34,6 +40,7 @@ from research.train import evaluation, experiment
 
 TOLERANCE = 1e-5  # Largest absolute difference in a probability, float32.
 CHECK_ROWS = 256  # Test rows the export is checked on.
+LATENCY_BATCH_SIZES = (1, 256)
 # What each kind of input is, for whoever prepares it.
 PREPROCESSING = {
     "image": "uint8 pixels [B, H, W, C] as stored (0-255); the module divides by 255",
@@ -63,19 +70,25 @@ def input_names(signature: dict) -> list[str]:
     return [spec["name"] for spec in signature["inputs"]]
 
 
-def load(workdir: str, checkpoint_name: str = "best") -> Predictor:
-    """The run's model at `checkpoint_name` (best, latest or a step), on one device."""
+def load(workdir: str, checkpoint_name: str = "best", quantized: str = "") -> Predictor:
+    """The run's model at `checkpoint_name` (best, latest or a step), on one device; with
+    `quantized` (a research/train/quantize.py PTQ mode), its int8 model."""
     config = workdir_lib.load_config(workdir)
     if config.model.name in tasks.LANGUAGE_MODELS or config.get("task") == "mlm":
         raise UserError(f"{workdir} trained a language model; export and predict serve classifiers "
                         "(sample from it with experiments.generate)")
     config, exp, state, step = evaluation.restore(workdir, checkpoint_name, one_device=True)
-    variables = jax.device_get(state.variables)
+    params = jax.device_get(state.params)
+    model, variables = exp.model, jax.device_get(state.variables)
+    if quantized:
+        from research.serve import quantized as quantized_lib  # Qwix, only for int8 exports.
+
+        model, variables = quantized_lib.quantized_model(config, exp, state.variables, quantized)
     binary = isinstance(exp.task, tasks.BinaryClassification)
 
     def probabilities(batch):
         x, inputs = model_inputs(batch)
-        logits = exp.model.apply(variables, x, **inputs, train=False)
+        logits = model.apply(variables, x, **inputs, train=False)
         if binary:  # One logit: P(class 1); both classes' probabilities are returned.
             p1 = jax.nn.sigmoid(logits[:, 0])
             return jnp.stack([1.0 - p1, p1], axis=-1)
@@ -93,6 +106,10 @@ def load(workdir: str, checkpoint_name: str = "best") -> Predictor:
                    "shape": [None, len(exp.eval_data.class_names)]},
         "preprocessing": PREPROCESSING[kind],
         "class_names": list(exp.eval_data.class_names),
+        "quantized": quantized or None,
+        # Pruned runs' zeros are stored like any weight; `nonzero` counts what pruning left.
+        "parameters": {"total": int(sum(np.size(p) for p in jax.tree.leaves(params))),
+                       "nonzero": int(sum(np.count_nonzero(p) for p in jax.tree.leaves(params)))},
     }
     if kind == "tokens":
         signature.update(tokenizer="tokenizer.model", max_len=config.data.max_len)
@@ -156,7 +173,8 @@ def load_stablehlo(directory: str):
                         "--format=stablehlo")
     with open(os.path.join(directory, "model.stablehlo"), "rb") as f:
         exported = jax.export.deserialize(bytearray(f.read()))
-    return signature, lambda batch: np.asarray(exported.call({k: batch[k] for k in input_names(signature)}))
+    call = jax.jit(exported.call)  # Compiled once a batch size.
+    return signature, lambda batch: np.asarray(call({k: batch[k] for k in input_names(signature)}))
 
 
 def read_signature(directory: str) -> dict:
@@ -170,16 +188,44 @@ def read_signature(directory: str) -> dict:
 FORMATS = {"stablehlo": ("model.stablehlo", load_stablehlo), "onnx": ("model.onnx", load_onnx)}
 
 
-def export_workdir(workdir: str, *, checkpoint_name: str = "best", formats=("stablehlo", "onnx")) -> dict:
-    """Writes `<workdir>/export/` in each of `formats` (replacing an earlier export only once
-    every new file has passed its check); returns the signature."""
+def export_dir(workdir: str, quantized: str = "") -> str:
+    """Where a run's export is written: `export/`, or `export_<mode>/` for an int8 one."""
+    return os.path.join(workdir, f"export_{quantized}" if quantized else "export")
+
+
+def latency(run, batch: dict, batch_sizes=LATENCY_BATCH_SIZES, seconds: float = 1.0) -> dict:
+    """Seconds a call of `run` takes on the first rows of `batch` (repeated to fill a bigger
+    batch), by batch size: the median of calls made for about `seconds` after two warm-ups."""
+    measured = {}
+    rows = len(next(iter(batch.values())))
+    for size in batch_sizes:
+        sized = {k: np.resize(v, (size, *v.shape[1:])) if size > rows else v[:size] for k, v in batch.items()}
+        for _ in range(2):
+            run(sized)
+        times, start = [], time.perf_counter()
+        while len(times) < 5 or time.perf_counter() - start < seconds:
+            begin = time.perf_counter()
+            run(sized)
+            times.append(time.perf_counter() - begin)
+        measured[str(size)] = float(np.median(times))
+    return measured
+
+
+def export_workdir(workdir: str, *, checkpoint_name: str = "best", formats=("stablehlo", "onnx"),
+                   quantized: str = "", measure_latency: bool = False) -> dict:
+    """Writes `export_dir(workdir, quantized)` in each of `formats` (replacing an earlier export
+    only once every new file has passed its check); returns the signature. `measure_latency`
+    adds each format's seconds a call at batch sizes 1 and 256 (its own runtime, this machine)."""
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown or not formats:
         raise UserError(f"unknown export format(s) {unknown}; choose from {sorted(FORMATS)}")
-    predictor = load(workdir, checkpoint_name)
+    if quantized and "onnx" in formats:
+        raise UserError("an int8 (--quantized) model exports as --format=stablehlo only: jax2onnx 0.13 "
+                        "converts Flax's layers itself and cannot read Qwix's int8 weights")
+    predictor = load(workdir, checkpoint_name, quantized)
     batch = test_batch(predictor)
     expected = predictor.probabilities(batch)
-    target = os.path.join(workdir, "export")
+    target = export_dir(workdir, quantized)
     staging = target + ".tmp"
     shutil.rmtree(staging, ignore_errors=True)
     os.makedirs(staging)
@@ -206,6 +252,8 @@ def export_workdir(workdir: str, *, checkpoint_name: str = "best", formats=("sta
             signature["formats"][name] = {
                 "file": file, "bytes": sum(os.path.getsize(os.path.join(staging, f)) for f in files),
                 "checked_rows": len(expected), "max_abs_diff": difference}
+            if measure_latency:
+                signature["formats"][name]["latency_s"] = latency(run_exported, batch)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

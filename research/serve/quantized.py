@@ -16,6 +16,20 @@ from research.train import evaluation, quantize, steps
 CALIBRATION_BATCHES = 8
 
 
+def quantized_model(config, exp, variables: dict, mode: str,
+                    calibration_batches: int = CALIBRATION_BATCHES) -> tuple:
+    """(int8 model, its variables) of a restored classifier run's float `variables` (jax.Arrays,
+    which Qwix quantizes), calibrated on the first training batches of the run's seed."""
+    quantize.ptq_rules(mode)
+    if isinstance(exp.task, (tasks.LanguageModeling, tasks.MaskedLanguageModeling)):
+        raise UserError("this run trained a language model; post-training quantization here serves "
+                        "classifiers")
+    batches = pipeline.train_batches(exp.train_data.arrays, batch_size=config.data.batch_size,
+                                     seed=config.seed)
+    calibration = [model_inputs(next(batches)) for _ in range(calibration_batches)]
+    return quantize.ptq(exp.model, variables, mode, calibration)
+
+
 def evaluate_quantized(workdir: str, mode: str, *, checkpoint_name: str = "best", split_name: str = "test",
                        calibration_batches: int = CALIBRATION_BATCHES, measure_speed: bool = False) -> dict:
     """The float and the quantized model's metrics on `split_name` (and, with `measure_speed`,
@@ -25,14 +39,8 @@ def evaluate_quantized(workdir: str, mode: str, *, checkpoint_name: str = "best"
         raise UserError(f"--calibration_batches={calibration_batches}; at least 1")
     config, exp, state, step = evaluation.restore(workdir, checkpoint_name, split_name=split_name,
                                                   one_device=True)
-    if isinstance(exp.task, (tasks.LanguageModeling, tasks.MaskedLanguageModeling)):
-        raise UserError(f"{workdir} trained a language model; post-training quantization here serves "
-                        "classifiers")
     variables = state.variables  # Qwix quantizes jax.Arrays (on the one device).
-    batches = pipeline.train_batches(exp.train_data.arrays, batch_size=config.data.batch_size,
-                                     seed=config.seed)
-    calibration = [model_inputs(next(batches)) for _ in range(calibration_batches)]
-    model, quantized_variables = quantize.ptq(exp.model, variables, mode, calibration)
+    model, quantized_variables = quantized_model(config, exp, variables, mode, calibration_batches)
     results = {"mode": mode, "step": step, "checkpoint": checkpoint_name, "split": split_name,
                "calibration_batches": calibration_batches if mode == "w8a8_static" else 0}
     for name, (m, v) in {"float": (exp.model, variables), "quantized": (model, quantized_variables)}.items():

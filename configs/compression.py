@@ -1,0 +1,52 @@
+"""Fashion-MNIST compression: a BN CNN teacher, a small CNN student trained from scratch, with
+distillation from the teacher or with int8 quantization-aware training, and the teacher
+magnitude-pruned. The rows of `scripts/reproduce_tables.py --table=compression`
+(docs/tables/compression.md), which also quantizes the teachers after training (int8 PTQ).
+
+  python -m experiments.train --config=configs/compression.py:row=teacher --workdir=runs/teacher
+  python -m experiments.train --config=configs/compression.py:row=distilled --workdir=runs/distilled \\
+      --config.distill.teacher=runs/teacher
+  python -m experiments.train --config=configs/compression.py:row=pruned,sparsity=0.9 \\
+      --workdir=runs/pruned90 --config.init_from=runs/teacher
+
+Rows:
+  teacher    conv32-pool-conv64-pool-dense128 with BatchNorm (421,642 parameters), 5 epochs
+  student    conv8-pool-conv16-pool-dense32 (26,698 parameters, 16x fewer), 10 epochs
+  distilled  the student, its loss 0.9 * T^2 * KL(teacher_T || student_T) + 0.1 * cross-entropy,
+             T=4 (`distill.teacher` is the teacher's workdir)
+  pruned     the teacher fine-tuned 2 epochs (Adam 3e-4) from its checkpoint (`init_from`)
+             while its kernels are pruned to `sparsity` (Zhu & Gupta's schedule over the first
+             600 steps, every 50)
+  qat        the student trained through int8 fake quantization (Qwix), 10 epochs
+"""
+
+from configs import common
+
+ROWS = ("teacher", "student", "distilled", "pruned", "qat")
+
+
+def get_config(arg=None):
+    args = common.parse_arg(arg, row="teacher", sparsity=0.5, smoke=False)
+    if args.row == "teacher" or args.row == "pruned":
+        config = common.fashion_mnist(common.cnn_model(conv_features=(32, 64), dense_sizes=(128,),
+                                                       batch_norm=True))
+        config.train.epochs = 5.0
+    elif args.row in ("student", "distilled", "qat"):
+        config = common.fashion_mnist(common.cnn_model(conv_features=(8, 16), dense_sizes=(32,)))
+    else:
+        raise ValueError(f"unknown row {args.row!r}; choose one of {ROWS}")
+    if args.row == "distilled":
+        config.distill.update(temperature=4.0, alpha=0.9)
+    if args.row == "pruned":
+        config.opt.update(lr=3e-4, warmup_steps=50)
+        config.train.epochs = 2.0
+        config.prune.update(target_sparsity=float(args.sparsity), start_step=0, end_step=600, every=50)
+    if args.row == "qat":
+        config.quant.mode = "qat"
+    return common.shrink_for_smoke(config) if args.smoke else config
+
+
+def get_sweep(name):
+    if name == "seeds":
+        return common.product(seed=range(3))
+    raise ValueError(f"unknown sweep {name!r}; this config has: seeds")
