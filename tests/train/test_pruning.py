@@ -81,6 +81,9 @@ def test_a_pruned_run_keeps_its_zeros_resumes_exactly_and_exports_them(digits_co
 
     signature = export.export_workdir(whole, checkpoint_name="latest", formats=("onnx",))
     assert signature["formats"]["onnx"]["max_abs_diff"] <= 1e-5
+    leaves = [np.asarray(leaf) for leaf in jax.tree.leaves(params)]
+    assert signature["parameters"] == {"total": sum(leaf.size for leaf in leaves),
+                                       "nonzero": sum(int(np.count_nonzero(leaf)) for leaf in leaves)}
     model = onnx.load(os.path.join(whole, "export", "model.onnx"))
     in_onnx = {(w.size, int((w == 0).sum())) for w in map(numpy_helper.to_array, model.graph.initializer)}
     for name in ("Dense_0", "Dense_1"):  # Each kernel is in the ONNX model with its zeros.
