@@ -10,10 +10,11 @@ magnitude-pruned. The rows of `scripts/reproduce_tables.py --table=compression`
       --workdir=runs/pruned90 --config.init_from=runs/teacher
 
 Rows:
-  teacher    conv32-pool-conv64-pool-dense128 with BatchNorm (421,642 parameters), 5 epochs
+  teacher    conv32-pool-conv64-pool-dense128 with BatchNorm (421,738 parameters), 5 epochs
   student    conv8-pool-conv16-pool-dense32 (26,698 parameters, 16x fewer), 10 epochs
   distilled  the student, its loss 0.9 * T^2 * KL(teacher_T || student_T) + 0.1 * cross-entropy,
-             T=4 (`distill.teacher` is the teacher's workdir)
+             T=4 (`distill.teacher` is the teacher's workdir); `:row=distilled,temperature=2,alpha=0.5`
+             weighs the soft targets less
   pruned     the teacher fine-tuned 2 epochs (Adam 3e-4) from its checkpoint (`init_from`)
              while its kernels are pruned to `sparsity` (Zhu & Gupta's schedule over the first
              600 steps, every 50)
@@ -26,7 +27,7 @@ ROWS = ("teacher", "student", "distilled", "pruned", "qat")
 
 
 def get_config(arg=None):
-    args = common.parse_arg(arg, row="teacher", sparsity=0.5, smoke=False)
+    args = common.parse_arg(arg, row="teacher", sparsity=0.5, temperature=4.0, alpha=0.9, smoke=False)
     if args.row == "teacher" or args.row == "pruned":
         config = common.fashion_mnist(common.cnn_model(conv_features=(32, 64), dense_sizes=(128,),
                                                        batch_norm=True))
@@ -36,7 +37,7 @@ def get_config(arg=None):
     else:
         raise ValueError(f"unknown row {args.row!r}; choose one of {ROWS}")
     if args.row == "distilled":
-        config.distill.update(temperature=4.0, alpha=0.9)
+        config.distill.update(temperature=float(args.temperature), alpha=float(args.alpha))
     if args.row == "pruned":
         config.opt.update(lr=3e-4, warmup_steps=50)
         config.train.epochs = 2.0
@@ -49,4 +50,6 @@ def get_config(arg=None):
 def get_sweep(name):
     if name == "seeds":
         return common.product(seed=range(3))
-    raise ValueError(f"unknown sweep {name!r}; this config has: seeds")
+    if name == "lr":
+        return common.lr_seed_sweep(lrs=(3e-4, 1e-3, 3e-3), seeds=range(3))
+    raise ValueError(f"unknown sweep {name!r}; this config has: seeds, lr")

@@ -87,6 +87,8 @@ TABLES = {
             "configs/compression.py:row=student", "-", export_args=FLOAT_EXPORT),
         Row("distilled", "Student distilled from the teacher (T=4, alpha=0.9), 10 epochs",
             "configs/compression.py:row=distilled", "-", teacher_row="teacher", export_args=FLOAT_EXPORT),
+        Row("distilled_t2", "Student distilled from the teacher (T=2, alpha=0.5), 10 epochs",
+            "configs/compression.py:row=distilled,temperature=2,alpha=0.5", "-", teacher_row="teacher"),
         *(Row(f"pruned{p}", f"Teacher pruned to {p}% of its kernels (2 epochs of fine-tuning)",
               f"configs/compression.py:row=pruned,sparsity=0.{p}", "-", init_from_row="teacher",
               export_args=FLOAT_EXPORT) for p in (50, 75, 90)),

@@ -32,8 +32,9 @@ def quantized_model(config, exp, variables: dict, mode: str,
 
 def evaluate_quantized(workdir: str, mode: str, *, checkpoint_name: str = "best", split_name: str = "test",
                        calibration_batches: int = CALIBRATION_BATCHES, measure_speed: bool = False) -> dict:
-    """The float and the quantized model's metrics on `split_name` (and, with `measure_speed`,
-    weight bytes and examples/s of a forward pass on an evaluation batch)."""
+    """The float and the quantized model's metrics on `split_name` and weight bytes (and, with
+    `measure_speed`, examples/s of a forward pass on an evaluation batch, all written to
+    <workdir>/quantized/<mode>.json)."""
     quantize.ptq_rules(mode)  # An unknown mode is refused before anything is read.
     if calibration_batches < 1:
         raise UserError(f"--calibration_batches={calibration_batches}; at least 1")
@@ -48,10 +49,10 @@ def evaluate_quantized(workdir: str, mode: str, *, checkpoint_name: str = "best"
         summary, _ = evaluation.evaluate(eval_step, exp.task, state.replace(params=v["params"]),
                                          exp.eval_data, batch_size=config.eval.batch_size, mesh=exp.mesh)
         results[name] = metrics.named_eval(summary, split_name)
+        results[name]["weight_bytes"] = quantize.weight_bytes(v["params"])
         if measure_speed:
             rows = next(pipeline.eval_batches(exp.eval_data.arrays, batch_size=config.eval.batch_size))
             x, inputs = model_inputs({k: val for k, val in rows.items() if k != "mask"})
-            results[name]["weight_bytes"] = quantize.weight_bytes(v["params"])
             results[name]["examples_per_sec"] = quantize.examples_per_second(m, v, x, inputs)
     if measure_speed:
         workdir_lib.write_json(os.path.join(workdir, "quantized", f"{mode}.json"), results)

@@ -29,14 +29,12 @@ def cnn_run(tfds_dir, tmp_path_factory):
 
 
 def test_post_training_int8_is_close_to_float_and_deterministic(cnn_run):
-    """w8a8_static, the mode with calibration (w8 runs in the program test below, w8a8 in the
-    QAT test)."""
-    results = quantized.evaluate_quantized(cnn_run, "w8a8_static", calibration_batches=2, measure_speed=True)
+    """w8a8_static, the mode with calibration (w8 runs in the program test below, with the speed
+    measured and the JSON written; w8a8 in the QAT test)."""
+    results = quantized.evaluate_quantized(cnn_run, "w8a8_static", calibration_batches=2)
     floats, ints = results["float"], results["quantized"]
     assert abs(ints["eval/test/accuracy"] - floats["eval/test/accuracy"]) < 0.03
     assert ints["weight_bytes"] < 0.5 * floats["weight_bytes"]  # int8 kernels, float scales.
-    with open(f"{cnn_run}/quantized/w8a8_static.json") as f:
-        assert json.load(f)["quantized"]["eval/test/accuracy"] == ints["eval/test/accuracy"]
     # Calibrated again, the same model: evaluate --quantized gives the same numbers.
     again = quantized.evaluate_quantized(cnn_run, "w8a8_static", calibration_batches=2)
     assert again["quantized"]["eval/test/loss"] == ints["eval/test/loss"]
