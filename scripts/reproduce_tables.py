@@ -80,9 +80,10 @@ TABLES = {
         Row("resnet18", "ResNet18", "configs/fashion_mnist_benchmark.py:row=resnet18", "0.949",
             accelerator=True),
     ]),
-    "compression": ("Fashion-MNIST compression: distillation, pruning, int8 quantization (configs/compression.py)", [
-        Row("teacher", "Teacher: BN CNN conv32-conv64-dense128, 5 epochs", "configs/compression.py:row=teacher", "-",
-            export_args=FLOAT_EXPORT),
+    "compression": ("Fashion-MNIST compression: distillation, pruning, int8 quantization "
+                    "(configs/compression.py)", [
+        Row("teacher", "Teacher: BN CNN conv32-conv64-dense128, 5 epochs", "configs/compression.py:row=teacher",
+            "-", export_args=FLOAT_EXPORT),
         Row("student", "Student CNN conv8-conv16-dense32 from scratch, 10 epochs",
             "configs/compression.py:row=student", "-", export_args=FLOAT_EXPORT),
         Row("distilled", "Student distilled from the teacher (T=4, alpha=0.9), 10 epochs",
@@ -154,7 +155,8 @@ def run_row(table: str, row: Row, rows_by_name: dict) -> None:
         commands = [[sys.executable, "-m", "experiments.quantize", f"--workdir={source}/{run['run']}",
                      f"--weights_activations={row.quantize}"]
                     for run in _finished_results(source)
-                    if not os.path.exists(os.path.join(source, run["run"], "quantized", f"{row.quantize}.json"))]
+                    if not os.path.exists(os.path.join(source, run["run"], "quantized",
+                                                       f"{row.quantize}.json"))]
     for command in commands:
         _timed(table, row, directory, command)
     if row.export_args:
