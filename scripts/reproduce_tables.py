@@ -82,8 +82,8 @@ TABLES = {
     ]),
     "compression": ("Fashion-MNIST compression: distillation, pruning, int8 quantization "
                     "(configs/compression.py)", [
-        Row("teacher", "Teacher: BN CNN conv32-conv64-dense128, 5 epochs", "configs/compression.py:row=teacher",
-            "-", export_args=FLOAT_EXPORT),
+        Row("teacher", "Teacher: BN CNN conv32-conv64-dense128, 5 epochs",
+            "configs/compression.py:row=teacher", "-", export_args=FLOAT_EXPORT),
         Row("student", "Student CNN conv8-conv16-dense32 from scratch, 10 epochs",
             "configs/compression.py:row=student", "-", export_args=FLOAT_EXPORT),
         Row("distilled", "Student distilled from the teacher (T=4, alpha=0.9), 10 epochs",
