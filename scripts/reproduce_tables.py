@@ -60,6 +60,8 @@ class Row:
     export_args: tuple = ()
 
 
+SMALL_LM = ("--config.model.hidden=64", "--config.model.depth=1", "--config.model.heads=2",
+            "--config.model.mlp_dim=256")
 FLOAT_EXPORT = ("--format=onnx,stablehlo",)
 INT8_EXPORT = ("--format=stablehlo", "--quantized=w8a8")  # jax2onnx cannot convert Qwix's int8 model.
 
@@ -102,6 +104,15 @@ TABLES = {
             export_args=INT8_EXPORT),
         Row("qat", "Student with int8 quantization-aware training (Qwix), 10 epochs; exported as int8",
             "configs/compression.py:row=qat", "-", export_args=INT8_EXPORT),
+        Row("bbc_lm_teacher", "BBC News LM teacher: 2 blocks, width 128, 5 epochs (test perplexity)",
+            "configs/bbc_news.py:model=lm", "-", sweep="pretrain", metric="perplexity"),
+        Row("bbc_lm_student", "Smaller BBC News LM: 1 block, width 64, from scratch (test perplexity)",
+            "configs/bbc_news.py:model=lm", "-", sweep="pretrain", metric="perplexity", args=SMALL_LM),
+        Row("bbc_lm_distilled", "Smaller BBC News LM distilled from the LM teacher per token (T=2, "
+            "alpha=0.5)",
+            "configs/bbc_news.py:model=lm", "-", sweep="pretrain", metric="perplexity",
+            teacher_row="bbc_lm_teacher",
+            args=(*SMALL_LM, "--config.distill.temperature=2", "--config.distill.alpha=0.5")),
     ]),
     "bbc_news": ("BBC News (5 classes, our seeded stratified 80/20 split) test accuracy", [
         Row("lm", "Transformer LM pretrained on the training texts (perplexity)",
@@ -275,10 +286,10 @@ def _compression_cells(table: str, row: Row, rows_by_name: dict) -> tuple[list[s
 def summarize_compression(table: str, title: str, rows: list[Row]) -> str:
     rows_by_name = {row.name: row for row in rows}
     lines = [f"# {title}", "",
-             "Accuracy: mean ± sample std over seeds of the final test-set accuracy (per seed in "
-             "brackets). The other columns are of seed 0's model, exported by `experiments.export "
-             "--measure_latency`: parameters non-zero of all; the exported files' bytes (ONNX with "
-             "its .data, and zlib -9 of it, where pruning's zeros pay); the time of one call at batch "
+             "Test accuracy: mean ± sample std over seeds of the final test-set accuracy (per seed in "
+             "brackets; the language models' rows: test perplexity). The other columns are of seed 0's "
+             "model, exported by `experiments.export --measure_latency`: parameters non-zero of all; "
+             "the exported files' bytes (ONNX with its .data, and zlib -9 of it, where pruning's zeros pay); the time of one call at batch "
              "1 / per example at batch 256, median, in onnxruntime (ONNX) and in XLA via jax.export "
              "(StableHLO), on this CPU. int8 rows export StableHLO only (jax2onnx cannot convert "
              "Qwix's int8 model). Wall time: the row's training (or quantization) commands, summed.", "",
@@ -290,10 +301,12 @@ def summarize_compression(table: str, title: str, rows: list[Row]) -> str:
     for row in rows:
         results = _row_results(table, row, rows_by_name)
         record = _read_json(os.path.join(sweep_dir(table, row), "row.json")) or {}
-        accuracies = [r["eval/test/accuracy"] for r in results]
-        ours = _mean_std(accuracies, percent=True)
-        if accuracies:
-            ours += " (" + ", ".join(f"{100 * a:.2f}" for a in accuracies) + ")"
+        values = [r[f"eval/test/{row.metric}"] for r in results]
+        percent = row.metric == "accuracy"
+        ours = _mean_std(values, percent=percent)
+        if values:
+            ours = ("" if percent else f"{row.metric} ") + ours + " (" + ", ".join(
+                f"{100 * v:.2f}" if percent else f"{v:.2f}" for v in values) + ")"
         cells, values = _compression_cells(table, row, rows_by_name)
         wall = record.get("wall_time_s")
         lines.append(f"| {row.label} | {ours} | {' | '.join(cells)} | {len(results)} | "
