@@ -288,11 +288,12 @@ def summarize_compression(table: str, title: str, rows: list[Row]) -> str:
     lines = [f"# {title}", "",
              "Test accuracy: mean ± sample std over seeds of the final test-set accuracy (per seed in "
              "brackets; the language models' rows: test perplexity). The other columns are of seed 0's "
-             "model, exported by `experiments.export --measure_latency`: parameters non-zero of all; "
-             "the exported files' bytes (ONNX with its .data, and zlib -9 of it, where pruning's zeros pay); the time of one call at batch "
-             "1 / per example at batch 256, median, in onnxruntime (ONNX) and in XLA via jax.export "
-             "(StableHLO), on this CPU. int8 rows export StableHLO only (jax2onnx cannot convert "
-             "Qwix's int8 model). Wall time: the row's training (or quantization) commands, summed.", "",
+             "model, exported by `experiments.export --measure_latency`: parameters non-zero of all; the"
+             " exported files' bytes (ONNX with its .data, and zlib -9 of it, where pruning's zeros "
+             "pay); the time of one call at batch 1 / per example at batch 256, median, in onnxruntime "
+             "(ONNX) and in XLA via jax.export (StableHLO), on this CPU. int8 rows export StableHLO only"
+             " (jax2onnx cannot convert Qwix's int8 model). Wall time: the row's training (or "
+             "quantization) commands, summed.", "",
              "| Model | Test accuracy | Parameters (non-zero) | ONNX bytes | ONNX zlib bytes | ONNX latency "
              "b1 / b256 per ex. | StableHLO bytes | XLA latency b1 / b256 per ex. | Seeds | Wall time | "
              "Config |",
