@@ -51,30 +51,21 @@ class Classification:
         return summary, confusion
 
 
-class LanguageModeling:
-    """Next-token prediction over `batch["tokens"]` [B, L] where `batch["token_mask"]` is set;
-    logits [B, L, V]. Loss and accuracy are per predicted token."""
+class TokenPrediction:
+    """What a loss over predicted tokens shares: a subclass's `_token_terms(logits, batch)` gives
+    per-token losses, whether the argmax is right, and which tokens count; loss and accuracy are
+    their means over the counted tokens, and perplexity the exponential of the loss."""
 
     SUMMARY = ("loss", "perplexity", "accuracy")  # What `summarize` reports.
 
     def _token_terms(self, logits_BxLxV: jax.Array, batch: dict) -> tuple[jax.Array, ...]:
-        targets_BxT = batch["tokens"][:, 1:]
-        weights_BxT = batch["token_mask"][:, 1:]
-        if "mask" in batch:  # Padding rows of an evaluation batch.
-            weights_BxT = weights_BxT & batch["mask"][:, None]
-        losses_BxT = optax.softmax_cross_entropy_with_integer_labels(logits_BxLxV[:, :-1], targets_BxT)
-        correct_BxT = logits_BxLxV[:, :-1].argmax(-1) == targets_BxT
-        return losses_BxT, correct_BxT, weights_BxT
+        raise NotImplementedError
 
     def loss_and_metrics(self, logits_BxLxV: jax.Array, batch: dict) -> tuple[jax.Array, dict]:
         losses, correct, weights = self._token_terms(logits_BxLxV, batch)
         tokens = jnp.maximum(weights.sum(), 1)
         return (jnp.where(weights, losses, 0.0).sum() / tokens,
                 {"accuracy": (correct & weights).sum() / tokens})
-
-    def weight(self, batch: dict) -> jax.Array:
-        """What the train loss averages over: the batch's predicted tokens."""
-        return jnp.maximum(batch["token_mask"][:, 1:].sum(), 1).astype(jnp.float32)
 
     def eval_sums(self, logits_BxLxV: jax.Array, batch: dict) -> dict:
         losses, correct, weights = self._token_terms(logits_BxLxV, batch)
@@ -87,6 +78,24 @@ class LanguageModeling:
         loss = float(totals["loss_sum"]) / tokens
         return {"loss": loss, "perplexity": float(np.exp(loss)),
                 "accuracy": int(totals["correct"]) / tokens}, None
+
+
+class LanguageModeling(TokenPrediction):
+    """Next-token prediction over `batch["tokens"]` [B, L] where `batch["token_mask"]` is set;
+    logits [B, L, V]. Loss and accuracy are per predicted token."""
+
+    def _token_terms(self, logits_BxLxV: jax.Array, batch: dict) -> tuple[jax.Array, ...]:
+        targets_BxT = batch["tokens"][:, 1:]
+        weights_BxT = batch["token_mask"][:, 1:]
+        if "mask" in batch:  # Padding rows of an evaluation batch.
+            weights_BxT = weights_BxT & batch["mask"][:, None]
+        losses_BxT = optax.softmax_cross_entropy_with_integer_labels(logits_BxLxV[:, :-1], targets_BxT)
+        correct_BxT = logits_BxLxV[:, :-1].argmax(-1) == targets_BxT
+        return losses_BxT, correct_BxT, weights_BxT
+
+    def weight(self, batch: dict) -> jax.Array:
+        """What the train loss averages over: the batch's predicted tokens."""
+        return jnp.maximum(batch["token_mask"][:, 1:].sum(), 1).astype(jnp.float32)
 
 
 class BinaryClassification:
@@ -138,7 +147,7 @@ class BinaryClassification:
         return summary, confusion
 
 
-class MaskedLanguageModeling:
+class MaskedLanguageModeling(TokenPrediction):
     """BERT's objective for a bidirectional encoder: of the real tokens of `batch["tokens"]`
     [B, L], each is chosen with probability `rate` (0.15); a chosen token is replaced by the
     mask id (80%), by a random piece (10%) or kept (10%), and the model predicts the original
@@ -150,8 +159,6 @@ class MaskedLanguageModeling:
     The mask id is the tokenizer's <unk>, which no text produces (its pieces fall back to
     bytes), so it means only "masked" here.
     """
-
-    SUMMARY = ("loss", "perplexity", "accuracy")  # Over the chosen tokens.
 
     def __init__(self, vocab_size: int | None, rate: float = 0.15):
         self.vocab_size, self.rate = vocab_size, rate
@@ -183,22 +190,9 @@ class MaskedLanguageModeling:
         losses_BxL = optax.softmax_cross_entropy_with_integer_labels(logits_BxLxV, batch["mlm_targets"])
         return losses_BxL, logits_BxLxV.argmax(-1) == batch["mlm_targets"], weights_BxL
 
-    def loss_and_metrics(self, logits_BxLxV: jax.Array, batch: dict) -> tuple[jax.Array, dict]:
-        losses, correct, weights = self._token_terms(logits_BxLxV, batch)
-        tokens = jnp.maximum(weights.sum(), 1)
-        return (jnp.where(weights, losses, 0.0).sum() / tokens,
-                {"accuracy": (correct & weights).sum() / tokens})
-
     def weight(self, batch: dict) -> jax.Array:
         """The chosen tokens of the (corrupted) batch: what the train loss averages over."""
         return jnp.maximum(batch["mlm_weights"].sum(), 1).astype(jnp.float32)
-
-    def eval_sums(self, logits_BxLxV: jax.Array, batch: dict) -> dict:
-        losses, correct, weights = self._token_terms(logits_BxLxV, batch)
-        return {"loss_sum": jnp.where(weights, losses, 0.0).sum(), "correct": (correct & weights).sum(),
-                "tokens": weights.sum()}
-
-    summarize = LanguageModeling.summarize
 
 
 # <unk> stands for the mask; pieces start after EOS.

@@ -21,7 +21,7 @@ def quantized_model(config, exp, variables: dict, mode: str,
     """(int8 model, its variables) of a restored classifier run's float `variables` (jax.Arrays,
     which Qwix quantizes), calibrated on the first training batches of the run's seed."""
     quantize.ptq_rules(mode)
-    if isinstance(exp.task, (tasks.LanguageModeling, tasks.MaskedLanguageModeling)):
+    if isinstance(exp.task, tasks.TokenPrediction):
         raise UserError("this run trained a language model; post-training quantization here serves "
                         "classifiers")
     batches = pipeline.train_batches(exp.train_data.arrays, batch_size=config.data.batch_size,
