@@ -168,15 +168,21 @@ class LanguageModel(nn.Module):
     @nn.compact
     def __call__(self, tokens_BxL: jax.Array, *, mask: jax.Array | None = None,
                  train: bool) -> jax.Array:
-        x_BxLxD = Trunk(self.vocab_size, self.max_len, self.hidden, self.depth, self.heads,
-                        self.mlp_dim, self.dropout, causal=True, dtype=self.dtype,
-                        param_dtype=self.param_dtype, remat=self.remat, name="trunk")(
-            tokens_BxL, _real_tokens(tokens_BxL, mask), train=train)
-        logits_BxLxV = nn.Dense(self.vocab_size, name="lm_head", dtype=self.dtype,
-                                param_dtype=self.param_dtype,
-                                kernel_init=named(nn.initializers.lecun_normal(), "embed", "vocab"),
-                                bias_init=named(nn.initializers.zeros, "vocab"))(x_BxLxD)
-        return logits_BxLxV.astype(jnp.float32)  # The loss and its softmax in float32.
+        return _token_logits(self, tokens_BxL, mask, train, causal=True, head="lm_head")
+
+
+def _token_logits(model, tokens_BxL: jax.Array, mask: jax.Array | None, train: bool, *, causal: bool,
+                  head: str) -> jax.Array:
+    """Logits [B, L, vocab_size] of `model`'s trunk ("trunk") and a token head named `head`, made
+    inside `model`'s compact call (so their parameters are its own)."""
+    x_BxLxD = Trunk(model.vocab_size, model.max_len, model.hidden, model.depth, model.heads,
+                    model.mlp_dim, model.dropout, causal=causal, dtype=model.dtype,
+                    param_dtype=model.param_dtype, remat=model.remat, name="trunk")(
+        tokens_BxL, _real_tokens(tokens_BxL, mask), train=train)
+    logits_BxLxV = nn.Dense(model.vocab_size, name=head, dtype=model.dtype, param_dtype=model.param_dtype,
+                            kernel_init=named(nn.initializers.lecun_normal(), "embed", "vocab"),
+                            bias_init=named(nn.initializers.zeros, "vocab"))(x_BxLxD)
+    return logits_BxLxV.astype(jnp.float32)  # The loss and its softmax in float32.
 
 
 class MaskedLanguageModel(nn.Module):
@@ -202,15 +208,7 @@ class MaskedLanguageModel(nn.Module):
                  train: bool) -> jax.Array:
         if self.causal:
             raise UserError("task=mlm predicts a token from both sides: set --config.model.causal=False")
-        x_BxLxD = Trunk(self.vocab_size, self.max_len, self.hidden, self.depth, self.heads,
-                        self.mlp_dim, self.dropout, causal=False, dtype=self.dtype,
-                        param_dtype=self.param_dtype, remat=self.remat, name="trunk")(
-            tokens_BxL, _real_tokens(tokens_BxL, mask), train=train)
-        logits_BxLxV = nn.Dense(self.vocab_size, name="mlm_head", dtype=self.dtype,
-                                param_dtype=self.param_dtype,
-                                kernel_init=named(nn.initializers.lecun_normal(), "embed", "vocab"),
-                                bias_init=named(nn.initializers.zeros, "vocab"))(x_BxLxD)
-        return logits_BxLxV.astype(jnp.float32)
+        return _token_logits(self, tokens_BxL, mask, train, causal=False, head="mlm_head")
 
 
 class TransformerClassifier(nn.Module):
