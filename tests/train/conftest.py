@@ -50,6 +50,21 @@ def uninterrupted(tfds_dir, tmp_path_factory):
     return workdir
 
 
+@pytest.fixture(scope="session")
+def digits_cnn_run(tfds_dir, tmp_path_factory):
+    """A digits CNN (convolutions and Dense layers) trained 60 steps: a teacher to distil from
+    and a run to quantize."""
+    from configs import digits_mlp
+    from research.train import loop
+
+    config = digits_mlp.get_config("model=cnn")
+    config.data.tfds_dir = tfds_dir
+    config.train.steps = 60
+    workdir = str(tmp_path_factory.mktemp("digits_cnn") / "run")
+    loop.train_and_evaluate(config, workdir)
+    return workdir
+
+
 def start_long_run(workdir, tfds_dir, *flags):
     return subprocess.Popen(
         [sys.executable, "-m", "experiments.train", *LONG_RUN, *flags, f"--workdir={workdir}",

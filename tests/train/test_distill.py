@@ -40,17 +40,10 @@ def test_the_kl_term_is_hintons():
     np.testing.assert_allclose(lm, (per_token[0, :3].sum() + per_token[1, :1].sum()) / 4, rtol=1e-6)
 
 
-@pytest.fixture(scope="module")
-def teacher(tfds_dir, tmp_path_factory):
-    """A digits CNN trained 60 steps: the teacher."""
-    from configs import digits_mlp
-
-    config = digits_mlp.get_config("model=cnn")
-    config.data.tfds_dir = tfds_dir
-    config.train.steps = 60
-    workdir = str(tmp_path_factory.mktemp("teacher") / "run")
-    loop.train_and_evaluate(config, workdir)
-    return workdir
+@pytest.fixture
+def teacher(digits_cnn_run):
+    """The teacher: tests/train/conftest.py's digits CNN."""
+    return digits_cnn_run
 
 
 def student_config(digits_config, teacher, **distill):

@@ -15,17 +15,10 @@ from tests.conftest import StopAfterCalls, run_program
 from tests.train.conftest import assert_same_run
 
 
-@pytest.fixture(scope="module")
-def cnn_run(tfds_dir, tmp_path_factory):
-    """A digits CNN (convolutions and Dense layers) trained 60 steps."""
-    from configs import digits_mlp
-
-    config = digits_mlp.get_config("model=cnn")
-    config.data.tfds_dir = tfds_dir
-    config.train.steps = 60
-    workdir = str(tmp_path_factory.mktemp("cnn") / "run")
-    loop.train_and_evaluate(config, workdir)
-    return workdir
+@pytest.fixture
+def cnn_run(digits_cnn_run):
+    """tests/train/conftest.py's digits CNN (convolutions and Dense layers)."""
+    return digits_cnn_run
 
 
 def test_post_training_int8_is_close_to_float_and_deterministic(cnn_run):
