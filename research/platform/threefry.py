@@ -17,30 +17,14 @@ ROLLED_THREEFRY_MAX_WORDS = 1 << 18  # A [512, 512] mask: 1 MiB, about an L2 cac
 def register_cpu_lowering() -> bool:
     """Registers the lowering for the CPU platform (GPU and TPU keep theirs); returns True.
     Applies to what is traced afterwards, in this process, until it exits."""
-    import numpy as np
-    from jax._src import core
     from jax._src.interpreters import mlir
     from jax._src.random import threefry2x32
 
     def lowering(ctx, *args, **params):
-        aval = ctx.avals_out[0]
-        unrolled = math.prod(aval.shape) > ROLLED_THREEFRY_MAX_WORDS
+        unrolled = math.prod(ctx.avals_out[0].shape) > ROLLED_THREEFRY_MAX_WORDS
         rule = (threefry2x32._threefry2x32_lowering_rule if unrolled  # GPU's, rounds unrolled
                 else threefry2x32._threefry2x32_cpu_lowering_rule)  # JAX's own for CPU, a loop
-        if len(aval.shape) < 2 or not all(isinstance(d, int) for d in aval.shape):
-            return rule(ctx, *args, **params)
-        # Hashed as one flat array and reshaped: the same bits (each word depends on its own
-        # counter only), and XLA:CPU compiles the loop over a 4-D array of counters (a conv
-        # kernel's initializer) in about 12 s against 0.5 s flat (3-D: 4 s), each time a
-        # model's init or a step with dropout over [batch, length, width] is compiled.
-        flat = core.ShapedArray((math.prod(aval.shape),), np.dtype(np.uint32))
-        rank = len(aval.shape)
-        flat_args = [mlir.reshape(ctx, mlir.broadcast_in_dim(
-            ctx, arg, aval, broadcast_dimensions=range(rank - len(arg_aval.shape), rank)), flat)
-            for arg, arg_aval in zip(args, ctx.avals_in, strict=True)]
-        outs = rule(ctx.replace(avals_in=(flat,) * len(args), avals_out=(flat,) * len(ctx.avals_out)),
-                    *flat_args, **params)
-        return [mlir.reshape(ctx, out, aval) for out in outs]
+        return rule(ctx, *args, **params)
 
     mlir.register_lowering(threefry2x32.threefry2x32_p, lowering, platform="cpu")
     return True
