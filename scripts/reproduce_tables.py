@@ -248,7 +248,7 @@ def _row_results(table: str, row: Row, rows_by_name: dict) -> list[dict]:
     return results
 
 
-def _gzip_bytes(directory: str, file: str) -> int:
+def _zlib_bytes(directory: str, file: str) -> int:
     """Bytes of an exported model (with its .data) compressed by zlib at level 9: what pruning's
     zeros save on disk or on the wire (the files store them densely)."""
     data = b"".join(open(os.path.join(directory, name), "rb").read()
@@ -275,8 +275,8 @@ def _compression_cells(table: str, row: Row, rows_by_name: dict) -> tuple[list[s
         size = f"{written['bytes']:,}"
         values[name] = dict(written, directory=directory)
         if name == "onnx":
-            compressed = _gzip_bytes(directory, written["file"])
-            values[name]["gzip_bytes"] = compressed
+            compressed = _zlib_bytes(directory, written["file"])
+            values[name]["zlib_bytes"] = compressed
             cells += [size, f"{compressed:,}", timing]
         else:
             cells += [size, timing]

@@ -79,11 +79,12 @@ def load(workdir: str, checkpoint_name: str = "best", quantized: str = "") -> Pr
                         "(sample from it with experiments.generate)")
     config, exp, state, step = evaluation.restore(workdir, checkpoint_name, one_device=True)
     params = jax.device_get(state.params)
-    model, variables = exp.model, jax.device_get(state.variables)
     if quantized:
         from research.serve import quantized as quantized_lib  # Qwix, only for int8 exports.
 
         model, variables = quantized_lib.quantized_model(config, exp, state.variables, quantized)
+    else:
+        model, variables = exp.model, jax.device_get(state.variables)
     binary = isinstance(exp.task, tasks.BinaryClassification)
 
     def probabilities(batch):
