@@ -24,10 +24,17 @@ def quantized_model(config, exp, variables: dict, mode: str,
     if isinstance(exp.task, tasks.TokenPrediction):
         raise UserError("this run trained a language model; post-training quantization here serves "
                         "classifiers")
+    calibration = [model_inputs(batch) for batch in calibration_data(config, exp, calibration_batches)]
+    return quantize.ptq(exp.model, variables, mode, calibration)
+
+
+def calibration_data(config, exp, count: int = CALIBRATION_BATCHES) -> list[dict]:
+    """The first `count` training batches of the run's seed, as the data pipeline gives them:
+    what int8 activation scales are calibrated on, by Qwix here and by onnxruntime's quantizer
+    for an int8 ONNX export (research/serve/export.py)."""
     batches = pipeline.train_batches(exp.train_data.arrays, batch_size=config.data.batch_size,
                                      seed=config.seed)
-    calibration = [model_inputs(next(batches)) for _ in range(calibration_batches)]
-    return quantize.ptq(exp.model, variables, mode, calibration)
+    return [next(batches) for _ in range(count)]
 
 
 def evaluate_quantized(workdir: str, mode: str, *, checkpoint_name: str = "best", split_name: str = "test",

@@ -31,6 +31,19 @@ def test_post_training_int8_is_close_to_float_and_deterministic(cnn_run):
     # Calibrated again, the same model: evaluate --quantized gives the same numbers.
     again = quantized.evaluate_quantized(cnn_run, "w8a8_static", calibration_batches=2)
     assert again["quantized"]["eval/test/loss"] == ints["eval/test/loss"]
+    # Its ONNX export is onnxruntime's static int8 model (int8 convolutions and matmuls), which
+    # the export checks against the JAX int8 model's classes.
+    signature = export.export_workdir(cnn_run, formats=("onnx",), quantized="w8a8_static")
+    written = signature["formats"]["onnx"]
+    assert written["quantizer"] == "onnxruntime static int8" and written["calibration_batches"] == 8
+    assert written["agreement"] >= export.INT8_AGREEMENT
+    assert onnx_ops(f"{cnn_run}/export_w8a8_static/model.onnx") >= {"QLinearConv", "QGemm"}
+
+
+def onnx_ops(path: str) -> set[str]:
+    import onnx
+
+    return {node.op_type for node in onnx.load(path).graph.node}
 
 
 def test_the_programs(cnn_run):
@@ -66,16 +79,20 @@ def test_quantization_aware_training_resumes_exactly_and_converts_to_int8(digits
     np.testing.assert_allclose(converted["quantized"]["eval/test/loss"], results["eval/test/loss"], rtol=1e-4)
     # The int8 model exports to StableHLO (checked against it within 1e-5 by the export),
     # with its int8 kernels in the module: smaller than the float one (by less than 4x on this
-    # small MLP, whose module's code weighs as much as its kernels); ONNX is refused.
-    int8 = export.export_workdir(whole, checkpoint_name="latest", formats=("stablehlo",), quantized="w8a8",
-                                 measure_latency=True)
+    # small MLP, whose module's code weighs as much as its kernels), and to ONNX as
+    # onnxruntime's dynamic int8 model; int8 weights alone (w8) have no ONNX route.
+    int8 = export.export_workdir(whole, checkpoint_name="latest", formats=("stablehlo", "onnx"),
+                                 quantized="w8a8", measure_latency=True)
     floats = export.export_workdir(whole, checkpoint_name="latest", formats=("stablehlo",))
     assert int8["quantized"] == "w8a8" and int8["formats"]["stablehlo"]["max_abs_diff"] <= 1e-5
     assert int8["formats"]["stablehlo"]["bytes"] < 0.7 * floats["formats"]["stablehlo"]["bytes"]
-    assert set(int8["formats"]["stablehlo"]["latency_s"]) == {"1", "256"}
+    assert set(int8["formats"]["stablehlo"]["latency_s"]) == set(int8["formats"]["onnx"]["latency_s"]) == {
+        "1", "256"}
+    assert int8["formats"]["onnx"]["agreement"] >= export.INT8_AGREEMENT
+    assert "MatMulInteger" in onnx_ops(f"{whole}/export_w8a8/model.onnx")
     assert os.path.exists(f"{whole}/export_w8a8/model.stablehlo") and os.path.exists(f"{whole}/export")
     with pytest.raises(UserError, match="exports as --format=stablehlo only"):
-        export.export_workdir(whole, formats=("onnx",), quantized="w8a8")
+        export.export_workdir(whole, formats=("onnx",), quantized="w8")
     digits_config.quant.bits = 4
     with pytest.raises(UserError, match="quant.bits=4"):
         loop.train_and_evaluate(digits_config, str(tmp_path / "four"))
