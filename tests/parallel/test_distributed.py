@@ -15,7 +15,7 @@ import numpy as np
 import psutil
 import pytest
 
-from tests.conftest import ROOT, run_program
+from tests.conftest import ROOT, run_program, suite_xla_flags
 from tests.train.conftest import assert_same_run, read_json, saved_steps
 
 RUN = ["--config=configs/digits_mlp.py", "--config.train.steps=300", "--config.train.checkpoint_every=20",
@@ -26,7 +26,7 @@ LM_RUN = ["--config=configs/lm.py:size=tiny", "--config.mesh.data=1", "--config.
 
 def environment(devices: int) -> dict:
     """This environment with `devices` CPU devices a process (the tests' own process has 4)."""
-    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+    env = {**os.environ, "XLA_FLAGS": suite_xla_flags(devices)}
     return env
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from research.parallel.inflight import MAX_IN_FLIGHT, InFlight
 from research.train import evaluation, loop
-from tests.conftest import ROOT
+from tests.conftest import ROOT, suite_xla_flags
 
 # XLA:CPU deadlocks in an all-reduce once a loop runs about 33 or more collective calls ahead
 # of two devices (docs/upstream/xla_cpu_inflight_deadlock.md); without a bound these loops
@@ -33,7 +33,7 @@ print("finished", float(jax.block_until_ready(total)))
 
 
 def two_cpu_devices() -> dict:
-    return {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
+    return {**os.environ, "XLA_FLAGS": suite_xla_flags(2), "JAX_PLATFORMS": "cpu"}
 
 
 def test_a_collective_step_dispatched_in_a_loop_never_deadlocks():
