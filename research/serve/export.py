@@ -27,7 +27,9 @@ QLinearConv, QGemm). Two quantizers round differently, so an int8 ONNX model is 
 share of test rows whose top class it gives as the JAX int8 model does (`INT8_AGREEMENT`).
 """
 
+import contextlib
 import dataclasses
+import io
 import json
 import os
 import shutil
@@ -160,9 +162,12 @@ def export_onnx(predictor: Predictor, path: str) -> None:
     specs = [jax.ShapeDtypeStruct(("batch", *spec["shape"][1:]), np.dtype(spec["dtype"]))
              for spec in predictor.signature["inputs"]]
     try:
-        to_onnx(lambda *arrays: predictor.traceable(dict(zip(names, arrays, strict=True))), inputs=specs,
-                input_names=names, output_names=["probabilities"], model_name=predictor.signature["model"],
-                return_mode="file", output_path=path)
+        # jax2onnx 0.13's Flax Conv converter prints a debug line to stdout for every conv; the
+        # programs' stdout is their report, so the converter's goes nowhere.
+        with contextlib.redirect_stdout(io.StringIO()):
+            to_onnx(lambda *arrays: predictor.traceable(dict(zip(names, arrays, strict=True))),
+                    inputs=specs, input_names=names, output_names=["probabilities"],
+                    model_name=predictor.signature["model"], return_mode="file", output_path=path)
     except Exception as e:  # noqa: BLE001  (the converter raises many kinds; all mean "cannot")
         first_line = str(e).splitlines()[0] if str(e) else ""
         raise UserError(f"jax2onnx cannot convert the {predictor.signature['model']!r} model "
@@ -263,11 +268,25 @@ def latency(run, batch: dict, batch_sizes=LATENCY_BATCH_SIZES, seconds: float = 
     return measured
 
 
+def test_accuracy(run, predictor: Predictor, rows: int = 1024) -> float:
+    """The share of the run's evaluation split whose label is the top class of `run`'s
+    probabilities (an exported model, `rows` rows a call)."""
+    arrays, names = predictor.exp.eval_data.arrays, input_names(predictor.signature)
+    labels = np.asarray(arrays["label"][np.arange(len(arrays["label"]))])
+    correct = 0
+    for start in range(0, len(labels), rows):
+        index = np.arange(start, min(start + rows, len(labels)))
+        predicted = np.asarray(run({k: np.asarray(arrays[k][index]) for k in names})).argmax(-1)
+        correct += int(np.sum(predicted == labels[index]))
+    return correct / len(labels)
+
+
 def export_workdir(workdir: str, *, checkpoint_name: str = "best", formats=("stablehlo", "onnx"),
-                   quantized: str = "", measure_latency: bool = False) -> dict:
+                   quantized: str = "", measure_latency: bool = False, evaluate: bool = False) -> dict:
     """Writes `export_dir(workdir, quantized)` in each of `formats` (replacing an earlier export
     only once every new file has passed its check); returns the signature. `measure_latency`
-    adds each format's seconds a call at batch sizes 1 and 256 (its own runtime, this machine)."""
+    adds each format's seconds a call at batch sizes 1 and 256 (its own runtime, this machine);
+    `evaluate` each exported model's accuracy on the whole evaluation split."""
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown or not formats:
         raise UserError(f"unknown export format(s) {unknown}; choose from {sorted(FORMATS)}")
@@ -316,6 +335,8 @@ def export_workdir(workdir: str, *, checkpoint_name: str = "best", formats=("sta
                 "checked_rows": len(expected), "max_abs_diff": difference, **made}
             if measure_latency:
                 signature["formats"][name]["latency_s"] = latency(run_exported, batch)
+            if evaluate:
+                signature["formats"][name]["test_accuracy"] = test_accuracy(run_exported, predictor)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -33,10 +33,11 @@ def test_post_training_int8_is_close_to_float_and_deterministic(cnn_run):
     assert again["quantized"]["eval/test/loss"] == ints["eval/test/loss"]
     # Its ONNX export is onnxruntime's static int8 model (int8 convolutions and matmuls), which
     # the export checks against the JAX int8 model's classes.
-    signature = export.export_workdir(cnn_run, formats=("onnx",), quantized="w8a8_static")
+    signature = export.export_workdir(cnn_run, formats=("onnx",), quantized="w8a8_static", evaluate=True)
     written = signature["formats"]["onnx"]
     assert written["quantizer"] == "onnxruntime static int8" and written["calibration_batches"] == 8
     assert written["agreement"] >= export.INT8_AGREEMENT
+    assert abs(written["test_accuracy"] - ints["eval/test/accuracy"]) < 0.03
     assert onnx_ops(f"{cnn_run}/export_w8a8_static/model.onnx") >= {"QLinearConv", "QGemm"}
 
 
