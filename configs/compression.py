@@ -20,7 +20,10 @@ Rows:
              600 steps, every 50)
   qat        the student trained through int8 fake quantization (Qwix), 10 epochs
 `wide=True` makes the student conv16-pool-conv32-pool-dense64 (105,866 parameters, 4x fewer
-than the teacher's), which fits its training set more closely than the small one.
+than the teacher's), which fits its training set more closely than the small one; `mlp=True`
+makes it an MLP 784-256-128-10 (235,146 parameters), a student of another family that
+overfits its training set given a long schedule (`--config.train.epochs=30`).
+`scope=global` prunes every kernel against one threshold instead of each to `sparsity`.
 """
 
 from configs import common
@@ -30,14 +33,17 @@ ROWS = ("teacher", "student", "distilled", "pruned", "qat")
 
 def get_config(arg=None):
     args = common.parse_arg(arg, row="teacher", sparsity=0.5, temperature=4.0, alpha=0.9, wide=False,
-                            smoke=False)
+                            mlp=False, scope="layer", smoke=False)
     if args.row == "teacher" or args.row == "pruned":
         config = common.fashion_mnist(common.cnn_model(conv_features=(32, 64), dense_sizes=(128,),
                                                        batch_norm=True))
         config.train.epochs = 5.0
     elif args.row in ("student", "distilled", "qat"):
-        features, dense = ((16, 32), (64,)) if args.wide else ((8, 16), (32,))
-        config = common.fashion_mnist(common.cnn_model(conv_features=features, dense_sizes=dense))
+        if args.mlp:
+            config = common.fashion_mnist(common.mlp_model(hidden_sizes=(256, 128)))
+        else:
+            features, dense = ((16, 32), (64,)) if args.wide else ((8, 16), (32,))
+            config = common.fashion_mnist(common.cnn_model(conv_features=features, dense_sizes=dense))
     else:
         raise ValueError(f"unknown row {args.row!r}; choose one of {ROWS}")
     if args.row == "distilled":
@@ -45,7 +51,8 @@ def get_config(arg=None):
     if args.row == "pruned":
         config.opt.update(lr=3e-4, warmup_steps=50)
         config.train.epochs = 2.0
-        config.prune.update(target_sparsity=float(args.sparsity), start_step=0, end_step=600, every=50)
+        config.prune.update(target_sparsity=float(args.sparsity), start_step=0, end_step=600, every=50,
+                            scope=args.scope)
     if args.row == "qat":
         config.quant.mode = "qat"
     return common.shrink_for_smoke(config) if args.smoke else config

@@ -63,7 +63,9 @@ class Row:
 SMALL_LM = ("--config.model.hidden=64", "--config.model.depth=1", "--config.model.heads=2",
             "--config.model.mlp_dim=256")
 FLOAT_EXPORT = ("--format=onnx,stablehlo",)
-INT8_EXPORT = ("--format=stablehlo", "--quantized=w8a8")  # jax2onnx cannot convert Qwix's int8 model.
+# StableHLO: Qwix's int8 model; ONNX: onnxruntime's int8 quantization of the float ONNX model.
+INT8_EXPORT = ("--format=onnx,stablehlo", "--quantized=w8a8")
+INT8_STATIC_EXPORT = ("--format=onnx,stablehlo", "--quantized=w8a8_static")
 
 TABLES = {
     "mnist1d": ("MNIST-1D test accuracy (Greydanus 2020, github.com/greydanus/mnist1d README)", [
@@ -99,9 +101,15 @@ TABLES = {
         *(Row(f"pruned{p}", f"Teacher pruned to {p}% of its kernels (2 epochs of fine-tuning)",
               f"configs/compression.py:row=pruned,sparsity=0.{p}", "-", init_from_row="teacher",
               export_args=FLOAT_EXPORT) for p in (50, 75, 90)),
-        Row("ptq", "Teacher, int8 post-training quantization (Qwix w8a8: int8 weights and activations)",
-            "configs/compression.py:row=teacher", "-", quantize="w8a8", of_row="teacher",
-            export_args=INT8_EXPORT),
+        Row("pruned90_global", "Teacher pruned to 90% of its kernels, one threshold for all (global "
+            "scope)", "configs/compression.py:row=pruned,sparsity=0.90,scope=global", "-",
+            init_from_row="teacher", export_args=FLOAT_EXPORT),
+        Row("ptq", "Teacher, int8 post-training quantization (w8a8: int8 weights, activations "
+            "quantized per call)", "configs/compression.py:row=teacher", "-", quantize="w8a8",
+            of_row="teacher", export_args=INT8_EXPORT),
+        Row("ptq_static", "Teacher, int8 post-training quantization (w8a8_static: activation scales "
+            "calibrated on 8 training batches)", "configs/compression.py:row=teacher", "-",
+            quantize="w8a8_static", of_row="teacher", export_args=INT8_STATIC_EXPORT),
         Row("qat", "Student with int8 quantization-aware training (Qwix), 10 epochs; exported as int8",
             "configs/compression.py:row=qat", "-", export_args=INT8_EXPORT),
         Row("bbc_lm_teacher", "BBC News LM teacher: 2 blocks, width 128, 5 epochs (test perplexity)",
@@ -212,7 +220,7 @@ def _export(table: str, row: Row, rows_by_name: dict) -> None:
     if signature is not None and not flags.FLAGS.remeasure:
         return
     command = [sys.executable, "-m", "experiments.export", f"--workdir={workdir}", "--measure_latency",
-               *row.export_args]
+               "--evaluate", *row.export_args]
     print(f"[{table}/{row.name}] {' '.join(command[1:])}", flush=True)
     if subprocess.run(command, cwd=ROOT).returncode != 0:
         raise SystemExit(f"error: exporting {workdir} failed; see the message above")
@@ -261,13 +269,13 @@ def _compression_cells(table: str, row: Row, rows_by_name: dict) -> tuple[list[s
     _, directory = _exported_run(table, row, rows_by_name)
     signature = _read_json(os.path.join(directory, "signature.json"))
     if signature is None:
-        return ["-"] * 6, {}
+        return ["-"] * 7, {}
     values = {"parameters": signature["parameters"]}
     cells = [f"{signature['parameters']['nonzero']:,} of {signature['parameters']['total']:,}"]
     for name in ("onnx", "stablehlo"):
         written = signature["formats"].get(name)
         if written is None:
-            cells += ["-"] * (3 if name == "onnx" else 2)
+            cells += ["-"] * (4 if name == "onnx" else 2)
             continue
         latency = written.get("latency_s", {})
         timing = (f"{latency['1'] * 1e3:.3f} ms / {latency['256'] / 256 * 1e6:.1f} us"
@@ -277,7 +285,8 @@ def _compression_cells(table: str, row: Row, rows_by_name: dict) -> tuple[list[s
         if name == "onnx":
             compressed = _zlib_bytes(directory, written["file"])
             values[name]["zlib_bytes"] = compressed
-            cells += [size, f"{compressed:,}", timing]
+            accuracy = written.get("test_accuracy")
+            cells += [size, f"{compressed:,}", timing, "-" if accuracy is None else f"{100 * accuracy:.2f}%"]
         else:
             cells += [size, timing]
     return cells, values
@@ -291,13 +300,15 @@ def summarize_compression(table: str, title: str, rows: list[Row]) -> str:
              "model, exported by `experiments.export --measure_latency`: parameters non-zero of all; the"
              " exported files' bytes (ONNX with its .data, and zlib -9 of it, where pruning's zeros "
              "pay); the time of one call at batch 1 / per example at batch 256, median, in onnxruntime "
-             "(ONNX) and in XLA via jax.export (StableHLO), on this CPU. int8 rows export StableHLO only"
-             " (jax2onnx cannot convert Qwix's int8 model). Wall time: the row's training (or "
-             "quantization) commands, summed.", "",
+             "(ONNX) and in XLA via jax.export (StableHLO), on this CPU; the ONNX model's own test "
+             "accuracy (`--evaluate`). int8 rows: the test accuracy is Qwix's int8 model's, which is "
+             "what the StableHLO file holds; the ONNX file is onnxruntime's int8 quantization of the "
+             "float ONNX model (the same mode), with its own accuracy. Wall time: the row's training "
+             "(or quantization) commands, summed.", "",
              "| Model | Test accuracy | Parameters (non-zero) | ONNX bytes | ONNX zlib bytes | ONNX latency "
-             "b1 / b256 per ex. | StableHLO bytes | XLA latency b1 / b256 per ex. | Seeds | Wall time | "
-             "Config |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "b1 / b256 per ex. | ONNX test accuracy | StableHLO bytes | XLA latency b1 / b256 per ex. | "
+             "Seeds | Wall time | Config |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     summary = {}
     for row in rows:
         results = _row_results(table, row, rows_by_name)
