@@ -197,13 +197,15 @@ def export_int8_onnx(predictor: Predictor, path: str, mode: str) -> dict:
             ort_quantization.quantize_dynamic(prepared, path, **scheme)
         else:
             class Calibration(ort_quantization.CalibrationDataReader):
-                batches = iter([{k: batch[k] for k in names} for batch in predictor.calibration])
+                def __init__(self, batches):
+                    self.batches = iter(batches)
 
-                def get_next(self):
+                def get_next(self):  # The next batch's inputs by name; None after the last.
                     return next(self.batches, None)
 
+            batches = [{k: batch[k] for k in names} for batch in predictor.calibration]
             ort_quantization.quantize_static(
-                prepared, path, Calibration(), quant_format=ort_quantization.QuantFormat.QOperator,
+                prepared, path, Calibration(batches), quant_format=ort_quantization.QuantFormat.QOperator,
                 activation_type=ort_quantization.QuantType.QUInt8, **scheme)
     return {"quantizer": f"onnxruntime {'dynamic' if mode == 'w8a8' else 'static'} int8",
             "calibration_batches": len(predictor.calibration) if mode == "w8a8_static" else 0}
