@@ -59,13 +59,13 @@ def calibrate(model, variables: dict, rules: list, batches: list[tuple]) -> dict
     stats = calibrating.init(jax.random.key(0), x, **inputs, train=False)["quant_stats"]
 
     @jax.jit
-    def update(stats, x, inputs):
+    def update(variables, stats, x, inputs):  # Closed over, the weights would be constants XLA folds.
         _, new = calibrating.apply({**variables, "quant_stats": stats}, x, **inputs, train=False,
                                    mutable=["quant_stats"])
         return new["quant_stats"]
 
     for x, inputs in batches:
-        stats = update(stats, x, inputs)
+        stats = update(variables, stats, x, inputs)
     return stats
 
 
