@@ -1,12 +1,12 @@
 """Predicts the class of files with a classifier run: one JSON line a file.
 
   python -m experiments.predict --workdir=runs/fashion_mnist_cnn --input=shoe.png --input=dir/
-      [--backend=jax|stablehlo|onnx] [--checkpoint=best]
+      [--backend=jax|stablehlo|onnx] [--checkpoint=best] [--quantized=w8a8_static]
 
 Inputs: PNG/JPEG images (converted to the model's channels and resized to its size), .npy
 arrays of the model's input shape, .txt texts, or directories of them. --backend=jax runs the
 checkpoint; stablehlo and onnx (onnxruntime) run <workdir>/export/ (experiments.export),
-without the dataset.
+without the dataset; --quantized=MODE the int8 model (its export: <workdir>/export_<mode>/).
 Each line: {"input": PATH, "class": K, "name": NAME, "probabilities": [...]}.
 """
 
@@ -20,6 +20,8 @@ flags.DEFINE_string("workdir", None, "Workdir of a classifier run of experiments
 flags.DEFINE_multi_string("input", None, "A file or a directory of files; repeat for more.")
 flags.DEFINE_string("backend", "jax", "jax (the checkpoint), stablehlo or onnx (the export).")
 flags.DEFINE_string("checkpoint", "best", "With --backend=jax: best, latest or a saved step.")
+flags.DEFINE_string("quantized", "", "A post-training int8 mode (w8, w8a8, w8a8_static): the run's int8 "
+                    "model (jax: quantized now; stablehlo, onnx: its export_<mode>/).")
 flags.mark_flags_as_required(["workdir", "input"])
 
 
@@ -30,7 +32,7 @@ def main(argv):
 
     f = flags.FLAGS
     for result in common.run_or_exit(predict.predict, f.workdir, f.input, backend=f.backend,
-                                     checkpoint_name=f.checkpoint):
+                                     checkpoint_name=f.checkpoint, quantized=f.quantized):
         print(json.dumps(result))
 
 

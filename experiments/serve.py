@@ -2,6 +2,7 @@
 
   python -m experiments.serve --workdir=runs/fashion_mnist_cnn [--port=8000 --host=127.0.0.1]
       [--backend=jax|stablehlo|onnx --max_batch=32 --batch_wait_ms=2 --max_bytes=10000000]
+      [--quantized=w8a8_static]  (the int8 model; stablehlo, onnx: its export_<mode>/)
 
   curl -s localhost:8000/predict -H "Content-Type: image/png" --data-binary @shoe.png
 """
@@ -15,6 +16,8 @@ flags.DEFINE_string("host", "127.0.0.1", "Address to listen on (0.0.0.0: every i
 flags.DEFINE_integer("port", 8000, "Port to listen on.")
 flags.DEFINE_string("backend", "jax", "jax (the checkpoint), stablehlo or onnx (the export).")
 flags.DEFINE_string("checkpoint", "best", "With --backend=jax: best, latest or a saved step.")
+flags.DEFINE_string("quantized", "", "A post-training int8 mode (w8, w8a8, w8a8_static): the run's int8 "
+                    "model (jax: quantized now; stablehlo, onnx: its export_<mode>/).")
 flags.DEFINE_integer("max_batch", 32, "Most requests answered by one call of the model.")
 flags.DEFINE_float("batch_wait_ms", 2.0, "How long a batch waits for more requests after its first.")
 flags.DEFINE_integer("max_bytes", 10_000_000, "Largest request body accepted.")
@@ -29,7 +32,8 @@ def main(argv):
     from research.serve import predict, server
 
     f = flags.FLAGS
-    signature, reader, run = common.run_or_exit(predict.predictor, f.workdir, f.backend, f.checkpoint)
+    signature, reader, run = common.run_or_exit(predict.predictor, f.workdir, f.backend, f.checkpoint,
+                                                f.quantized)
     signature = {**signature, "backend": f.backend}
     served = server.make_app(signature, reader, run, max_batch=f.max_batch, batch_wait_ms=f.batch_wait_ms,
                              max_bytes=f.max_bytes)

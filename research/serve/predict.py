@@ -101,12 +101,14 @@ class Reader:
         return pixels.reshape(shape)
 
 
-def predictor(workdir: str, backend: str, checkpoint_name: str = "best"):
-    """(signature, reader, batch -> probabilities) of a run, by backend."""
+def predictor(workdir: str, backend: str, checkpoint_name: str = "best", quantized: str = ""):
+    """(signature, reader, batch -> probabilities) of a run, by backend; with `quantized` (a
+    post-training int8 mode), of its int8 model (jax: Qwix's, quantized now; stablehlo, onnx:
+    the int8 export, `<workdir>/export_<mode>/`)."""
     if backend not in BACKENDS:
         raise UserError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
     if backend == "jax":
-        loaded = export.load(workdir, checkpoint_name)
+        loaded = export.load(workdir, checkpoint_name, quantized)
         from research.data import text  # Only runs over texts have a tokenizer file.
 
         directory = None
@@ -114,16 +116,16 @@ def predictor(workdir: str, backend: str, checkpoint_name: str = "best"):
             directory = os.path.dirname(text.run_tokenizer_file(workdir))
             loaded.signature["tokenizer"] = os.path.basename(text.run_tokenizer_file(workdir))
         return loaded.signature, Reader(loaded.signature, directory), loaded.probabilities
-    directory = os.path.join(workdir, "export")
+    directory = export.export_dir(workdir, quantized)
     signature, run = (export.load_stablehlo if backend == "stablehlo" else export.load_onnx)(directory)
     return signature, Reader(signature, directory), run
 
 
 def predict(workdir: str, paths: list[str], *, backend: str = "jax", checkpoint_name: str = "best",
-            batch_size: int = 64) -> list[dict]:
+            quantized: str = "", batch_size: int = 64) -> list[dict]:
     """One result a file: {"input", "class", "name", "probabilities"}."""
     files = expand(paths)
-    signature, reader, run = predictor(workdir, backend, checkpoint_name)
+    signature, reader, run = predictor(workdir, backend, checkpoint_name, quantized)
     rows = [reader.row(path) for path in files]  # Every file is read before anything runs.
     results = []
     for start in range(0, len(rows), batch_size):

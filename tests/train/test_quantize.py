@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from research.errors import UserError
-from research.serve import export, quantized
+from research.serve import export, predict, quantized
 from research.train import loop
 from tests.conftest import StopAfterCalls, run_program
 from tests.train.conftest import assert_same_run
@@ -92,6 +92,20 @@ def test_quantization_aware_training_resumes_exactly_and_converts_to_int8(digits
     assert int8["formats"]["onnx"]["agreement"] >= export.INT8_AGREEMENT
     assert "MatMulInteger" in onnx_ops(f"{whole}/export_w8a8/model.onnx")
     assert os.path.exists(f"{whole}/export_w8a8/model.stablehlo") and os.path.exists(f"{whole}/export")
+    # experiments.predict --quantized runs the int8 model: Qwix's from the checkpoint or its
+    # StableHLO export (the same probabilities), or onnxruntime's int8 ONNX model.
+    loaded = export.load(whole, "latest")
+    (name,) = export.input_names(loaded.signature)
+    rows = export.test_batch(loaded, rows=4)[name]
+    paths = []
+    for i, row in enumerate(rows):
+        np.save(tmp_path / f"row{i}.npy", row)
+        paths.append(str(tmp_path / f"row{i}.npy"))
+    answers = {backend: predict.predict(whole, paths, backend=backend, checkpoint_name="latest",
+                                        quantized="w8a8") for backend in ("jax", "stablehlo", "onnx")}
+    np.testing.assert_allclose([a["probabilities"] for a in answers["stablehlo"]],
+                               [a["probabilities"] for a in answers["jax"]], atol=1e-5)
+    assert all(abs(sum(a["probabilities"]) - 1) < 1e-4 for a in answers["onnx"])
     with pytest.raises(UserError, match="exports as --format=stablehlo only"):
         export.export_workdir(whole, formats=("onnx",), quantized="w8")
     digits_config.quant.bits = 4
