@@ -103,14 +103,17 @@ def load(workdir: str, checkpoint_name: str = "best", quantized: str = "") -> Pr
             return jax.nn.softmax(logits, axis=-1)
         return probabilities
 
-    float_probabilities = probabilities_of(exp.model, jax.device_get(state.variables))
+    # The float variables are copied to the host only for the float model's own export; an
+    # int8 export traces the float model (its ONNX route) from the device arrays.
+    float_probabilities = probabilities_of(exp.model, state.variables if quantized
+                                           else jax.device_get(state.variables))
     probabilities, calibration = float_probabilities, []
     if quantized:
         from research.serve import quantized as quantized_lib  # Qwix, only for int8 exports.
 
-        int8_model = quantized_lib.quantized_model(config, exp, state.variables, quantized)
-        probabilities = probabilities_of(*int8_model)
         calibration = quantized_lib.calibration_data(config, exp)
+        probabilities = probabilities_of(*quantized_lib.quantized_model(exp, state.variables, quantized,
+                                                                        calibration))
 
     kind = next(k for k, names in INPUT_KEYS.items() if names[0] in exp.eval_data.arrays)
     arrays = exp.eval_data.arrays

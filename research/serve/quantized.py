@@ -16,16 +16,14 @@ from research.train import evaluation, quantize, steps
 CALIBRATION_BATCHES = 8
 
 
-def quantized_model(config, exp, variables: dict, mode: str,
-                    calibration_batches: int = CALIBRATION_BATCHES) -> tuple:
+def quantized_model(exp, variables: dict, mode: str, calibration: list[dict]) -> tuple:
     """(int8 model, its variables) of a restored classifier run's float `variables` (jax.Arrays,
-    which Qwix quantizes), calibrated on the first training batches of the run's seed."""
+    which Qwix quantizes), calibrated on `calibration` (`calibration_data`'s batches)."""
     quantize.ptq_rules(mode)
     if isinstance(exp.task, tasks.TokenPrediction):
         raise UserError("this run trained a language model; post-training quantization here serves "
                         "classifiers")
-    calibration = [model_inputs(batch) for batch in calibration_data(config, exp, calibration_batches)]
-    return quantize.ptq(exp.model, variables, mode, calibration)
+    return quantize.ptq(exp.model, variables, mode, [model_inputs(batch) for batch in calibration])
 
 
 def calibration_data(config, exp, count: int = CALIBRATION_BATCHES) -> list[dict]:
@@ -48,7 +46,8 @@ def evaluate_quantized(workdir: str, mode: str, *, checkpoint_name: str = "best"
     config, exp, state, step = evaluation.restore(workdir, checkpoint_name, split_name=split_name,
                                                   one_device=True)
     variables = state.variables  # Qwix quantizes jax.Arrays (on the one device).
-    model, quantized_variables = quantized_model(config, exp, variables, mode, calibration_batches)
+    model, quantized_variables = quantized_model(exp, variables, mode,
+                                                 calibration_data(config, exp, calibration_batches))
     results = {"mode": mode, "step": step, "checkpoint": checkpoint_name, "split": split_name,
                "calibration_batches": calibration_batches if mode == "w8a8_static" else 0}
     for name, (m, v) in {"float": (exp.model, variables), "quantized": (model, quantized_variables)}.items():
