@@ -7,12 +7,14 @@
 from absl import app, flags
 
 from experiments import common
+from research.export import formats
 
 flags.DEFINE_string("workdir", None, "Workdir of a run of experiments.train.")
 flags.DEFINE_string("checkpoint", "best", "best, latest or a saved step number.")
 flags.DEFINE_string("split", "test", "Dataset split to evaluate on.")
-flags.DEFINE_string("quantized", "", "Evaluate the checkpoint quantized after training: w8, w8a8 or "
-                    "w8a8_static (experiments.quantize); prints the float and the quantized metrics.")
+flags.DEFINE_string("quantized", "", "Evaluate the checkpoint quantized after training: "
+                    f"{formats.either(formats.INT8_MODES)} (experiments.quantize); prints the float and the "
+                    "quantized metrics.")
 common.define_distributed_flags()
 flags.mark_flags_as_required(["workdir"])
 

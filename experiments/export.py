@@ -18,12 +18,13 @@ test split.
 from absl import app, flags
 
 from experiments import common
+from research.export import formats
 
 flags.DEFINE_string("workdir", None, "Workdir of a classifier run of experiments.train.")
 flags.DEFINE_string("checkpoint", "best", "best, latest or a saved step number.")
-flags.DEFINE_list("format", ["stablehlo", "onnx"], "Formats to write: stablehlo, onnx.")
-flags.DEFINE_string("quantized", "", "A post-training int8 mode (w8, w8a8, w8a8_static) to export "
-                    "instead of the float model (w8: StableHLO only).")
+flags.DEFINE_list("format", formats.names(), f"Formats to write: {', '.join(formats.names())}.")
+flags.DEFINE_string("quantized", "", f"A post-training int8 mode ({', '.join(formats.INT8_MODES)}) to "
+                    f"export instead of the float model{formats.int8_limits()}.")
 flags.DEFINE_bool("measure_latency", False, "Time each exported model at batch sizes 1 and 256; "
                   "written to signature.json.")
 flags.DEFINE_bool("evaluate", False, "Run each exported model over the whole test split; its "
@@ -34,10 +35,10 @@ flags.mark_flags_as_required(["workdir"])
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from research.serve import export
+    from research.export import exporting
 
     f = flags.FLAGS
-    signature = common.run_or_exit(export.export_workdir, f.workdir, checkpoint_name=f.checkpoint,
+    signature = common.run_or_exit(exporting.export_workdir, f.workdir, checkpoint_name=f.checkpoint,
                                    formats=f.format, quantized=f.quantized,
                                    measure_latency=f.measure_latency, evaluate=f.evaluate)
     for name, written in signature["formats"].items():
@@ -48,7 +49,7 @@ def main(argv):
             timing += f"; test accuracy {written['test_accuracy']:.2%}"
         check = (f"the JAX int8 model's class on {written['agreement']:.1%} of" if "agreement" in written
                  else f"max |difference| to JAX {written['max_abs_diff']:.2g} on")
-        print(f"{name}: {export.export_dir(f.workdir, f.quantized)}/{written['file']} ({written['bytes']:,} "
+        print(f"{name}: {formats.export_dir(f.workdir, f.quantized)}/{written['file']} ({written['bytes']:,} "
               f"bytes), step {signature['step']}, {check} {written['checked_rows']} test rows{timing}")
 
 

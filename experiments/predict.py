@@ -15,13 +15,16 @@ import json
 from absl import app, flags
 
 from experiments import common
+from research.export import formats
 
 flags.DEFINE_string("workdir", None, "Workdir of a classifier run of experiments.train.")
 flags.DEFINE_multi_string("input", None, "A file or a directory of files; repeat for more.")
-flags.DEFINE_string("backend", "jax", "jax (the checkpoint), stablehlo or onnx (the export).")
+flags.DEFINE_string("backend", "jax", f"jax (the checkpoint), {formats.either(formats.names())} (the "
+                    "export).")
 flags.DEFINE_string("checkpoint", "best", "With --backend=jax: best, latest or a saved step.")
-flags.DEFINE_string("quantized", "", "A post-training int8 mode (w8, w8a8, w8a8_static): the run's int8 "
-                    "model (jax: quantized now; stablehlo, onnx: its export_<mode>/).")
+flags.DEFINE_string("quantized", "", f"A post-training int8 mode ({', '.join(formats.INT8_MODES)}): the "
+                    f"run's int8 model (jax: quantized now; {', '.join(formats.names())}: its "
+                    "export_<mode>/).")
 flags.mark_flags_as_required(["workdir", "input"])
 
 

@@ -12,12 +12,13 @@ what each mode quantizes.
 from absl import app, flags
 
 from experiments import common
+from research.export import formats
 
 flags.DEFINE_string("workdir", None, "Workdir of a classifier run of experiments.train.")
 flags.DEFINE_enum("mode", "ptq", ["ptq"], "ptq: post-training quantization (QAT is a training "
                   "config: --config.quant.mode=qat).")
-flags.DEFINE_string("weights_activations", "w8a8", "w8 (int8 weights), w8a8 (and int8 activations, "
-                    "dynamic scales) or w8a8_static (activation scales calibrated on training batches).")
+flags.DEFINE_string("weights_activations", "w8a8", formats.either(
+    f"{mode} ({adds})" for mode, adds in formats.INT8_MODES.items()) + ".")
 flags.DEFINE_integer("calibration_batches", 8, "Training batches w8a8_static calibrates on.")
 flags.DEFINE_string("checkpoint", "best", "best, latest or a saved step number.")
 flags.DEFINE_string("split", "test", "Dataset split to evaluate on.")

@@ -10,14 +10,17 @@
 from absl import app, flags, logging
 
 from experiments import common
+from research.export import formats
 
 flags.DEFINE_string("workdir", None, "Workdir of a classifier run of experiments.train.")
 flags.DEFINE_string("host", "127.0.0.1", "Address to listen on (0.0.0.0: every interface).")
 flags.DEFINE_integer("port", 8000, "Port to listen on.")
-flags.DEFINE_string("backend", "jax", "jax (the checkpoint), stablehlo or onnx (the export).")
+flags.DEFINE_string("backend", "jax", f"jax (the checkpoint), {formats.either(formats.names())} (the "
+                    "export).")
 flags.DEFINE_string("checkpoint", "best", "With --backend=jax: best, latest or a saved step.")
-flags.DEFINE_string("quantized", "", "A post-training int8 mode (w8, w8a8, w8a8_static): the run's int8 "
-                    "model (jax: quantized now; stablehlo, onnx: its export_<mode>/).")
+flags.DEFINE_string("quantized", "", f"A post-training int8 mode ({', '.join(formats.INT8_MODES)}): the "
+                    f"run's int8 model (jax: quantized now; {', '.join(formats.names())}: its "
+                    "export_<mode>/).")
 flags.DEFINE_integer("max_batch", 32, "Most requests answered by one call of the model.")
 flags.DEFINE_float("batch_wait_ms", 2.0, "How long a batch waits for more requests after its first.")
 flags.DEFINE_integer("max_bytes", 10_000_000, "Largest request body accepted.")

@@ -12,9 +12,9 @@ import pytest
 
 from configs import bbc_news, common, digits_mlp, fashion_mnist_cnn, mnist1d
 from research import config as config_lib
-from research import models, validation
+from research import export, models, validation
 from research.errors import UserError
-from research.serve import export, predict
+from research.serve import predict
 from research.sweeps.reproduce import final_params
 from research.train import loop
 from tests.conftest import StopAfterCalls

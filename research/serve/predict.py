@@ -1,5 +1,6 @@
-"""Predictions for files: images (PNG, JPEG), arrays (.npy), texts (.txt), or directories of
-them, from a run's checkpoint (backend "jax") or its export (backends "stablehlo" and "onnx",
+"""The predictor experiments.predict and experiments.serve share, and predictions for files:
+images (PNG, JPEG), arrays (.npy), texts (.txt), or directories of them, from a run's
+checkpoint (backend "jax") or its export (a backend for each of research/export's formats,
 which need neither the dataset nor this codebase's models)."""
 
 import io
@@ -10,11 +11,11 @@ from PIL import Image
 
 from research.data import tokenizer
 from research.errors import UserError
-from research.serve import export
+from research.export import formats, model
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 SUFFIXES = (*IMAGE_SUFFIXES, ".npy", ".txt")
-BACKENDS = ("jax", "stablehlo", "onnx")
+BACKENDS = ("jax", *formats.names())
 
 
 def expand(paths: list[str]) -> list[str]:
@@ -103,12 +104,13 @@ class Reader:
 
 def predictor(workdir: str, backend: str, checkpoint_name: str = "best", quantized: str = ""):
     """(signature, reader, batch -> probabilities) of a run, by backend; with `quantized` (a
-    post-training int8 mode), of its int8 model (jax: Qwix's, quantized now; stablehlo, onnx:
+    post-training int8 mode), of its int8 model (jax: Qwix's, quantized now; an export format:
     the int8 export, `<workdir>/export_<mode>/`)."""
     if backend not in BACKENDS:
         raise UserError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
     if backend == "jax":
-        loaded = export.load(workdir, checkpoint_name, quantized)
+        formats.check_quantized(quantized)
+        loaded = model.load(workdir, checkpoint_name, quantized)
         from research.data import text  # Only runs over texts have a tokenizer file.
 
         directory = None
@@ -116,8 +118,10 @@ def predictor(workdir: str, backend: str, checkpoint_name: str = "best", quantiz
             directory = os.path.dirname(text.run_tokenizer_file(workdir))
             loaded.signature["tokenizer"] = os.path.basename(text.run_tokenizer_file(workdir))
         return loaded.signature, Reader(loaded.signature, directory), loaded.probabilities
-    directory = export.export_dir(workdir, quantized)
-    signature, run = (export.load_stablehlo if backend == "stablehlo" else export.load_onnx)(directory)
+    exported = formats.get(backend)
+    formats.check_quantized(quantized, [exported])
+    directory = formats.export_dir(workdir, quantized)
+    signature, run = exported.load(directory)
     return signature, Reader(signature, directory), run
 
 

@@ -20,8 +20,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from research import export
 from research.errors import UserError
-from research.serve import export, predict
+from research.serve import predict
 from tests.conftest import ROOT, run_program
 
 

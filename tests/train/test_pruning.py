@@ -12,8 +12,8 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
+from research import export
 from research.errors import UserError
-from research.serve import export
 from research.sweeps.reproduce import final_params
 from research.train import loop, pruning
 from tests.conftest import StopAfterCalls

@@ -8,8 +8,9 @@ import os
 import numpy as np
 import pytest
 
+from research import export
 from research.errors import UserError
-from research.serve import export, predict, quantized
+from research.serve import predict, quantized
 from research.train import loop
 from tests.conftest import StopAfterCalls, run_program
 from tests.train.conftest import assert_same_run
