@@ -145,7 +145,7 @@ def build_case(spec: str):
     from research import models, optim, tasks
     from research.data import sources
     from research.parallel import sharding
-    from research.train import experiment
+    from research.run import experiment
 
     name, _, arg = spec.partition(":")
     if name not in CASES:
@@ -155,7 +155,8 @@ def build_case(spec: str):
     config = make_config(arg or None)
     arrays = random_tokens(64 * config.data.batch_size, config.data.max_len, config.data.vocab_size,
                            num_classes)
-    if config.model.name in tasks.LANGUAGE_MODELS:  # Whole windows, as research.data.text cuts them.
+    task = tasks.for_model(config.model.name, num_classes)
+    if task.predicts_tokens:  # Whole windows, as research.data.text cuts them.
         arrays = {"tokens": np.where(arrays["tokens"] > 0, arrays["tokens"], 1),
                   "token_mask": np.ones_like(arrays["token_mask"]), "label": np.zeros_like(arrays["label"])}
     split = sources.Split(arrays, num_classes=num_classes,
@@ -163,7 +164,7 @@ def build_case(spec: str):
     tx, schedule = optim.make_optimizer(config.opt, total_steps=1000)
     pieces = dict(
         model=models.build(config.model, num_classes, vocab_size=config.data.vocab_size),
-        task=tasks.for_model(config.model.name, num_classes), tx=tx, schedule=schedule,
+        task=task, loss=tasks.TaskLoss(task), tx=tx, schedule=schedule,
         train_data=split, eval_data=split, mesh=sharding.make_mesh(config.mesh),
         augment=None, steps_per_epoch=len(split) // config.data.batch_size, total_steps=1000,
         grad_accum_steps=config.train.grad_accum_steps)
@@ -372,7 +373,7 @@ def end_to_end(config, steps_per_epoch: int) -> dict:
 def streamed_pipeline(config, batch_size: int) -> dict[str, dict]:
     """The input pipeline alone with the training split streamed from its prepared files
     (data.in_memory=false), for each of --streamed_workers."""
-    from research.train import experiment
+    from research.run import experiment
 
     config = copy.deepcopy(config)
     config.data.in_memory = "false"
@@ -386,15 +387,16 @@ def streamed_pipeline(config, batch_size: int) -> dict[str, dict]:
 
 
 def bench(spec: str) -> dict:
-    from research import tasks
     from research.data import pipeline
     from research.parallel import sharding
-    from research.train import experiment, plan
+    from research.train import plan
+    from research.train import state as state_lib
+    from research.train import steps as steps_lib
 
     config, exp, has_real_data = build_case(spec)
     batch_size = config.data.batch_size
-    state = experiment.initial_state(exp, config.seed)
-    steps = experiment.jit_steps(exp, config.seed, state, config.train.steps_per_call)
+    state = state_lib.initial_state(exp, config.seed)
+    steps = steps_lib.jit_steps(exp, config.seed, state, config.train.steps_per_call)
     host_batch = next(pipeline.train_batches(exp.train_data.arrays, batch_size=batch_size, seed=0))
     batch = sharding.put_batch(host_batch, exp.mesh)
     start = time.perf_counter()
@@ -431,7 +433,7 @@ def bench(spec: str) -> dict:
            "compile_s": compile_s, "step": timings.pop("ours"),
            "flops_per_example": flops_per_step / batch_size, **timings}
     row["step"]["gflops"] = flops_per_step / batch_size * row["step"]["examples_per_sec"] / 1e9
-    if config.model.name in tasks.LANGUAGE_MODELS:
+    if exp.task.predicts_tokens:
         parameters = sum(leaf.size for leaf in jax.tree.leaves(state.params))
         row["lm"] = {"tokens_per_example": config.data.max_len, "parameters": parameters,
                      "model_flops_per_token": plan.model_flops_per_token(

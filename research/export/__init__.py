@@ -15,14 +15,15 @@ by onnxruntime), and the export fails (writing nothing) if its probabilities dif
 JAX model's by more than `TOLERANCE`. Language models are not exported: `experiments.generate`
 samples from them.
 
-An int8 model (`quantized=` a PTQ mode of research/train/quantize.py) exports to
+An int8 model (`quantized=` a PTQ mode of research/compress/quantize.py) exports to
 `<workdir>/export_<mode>/`. StableHLO holds Qwix's int8 model; ONNX holds onnxruntime's own
 int8 quantization of the float ONNX model, the same scheme as the mode (writers.py says how).
 Two quantizers round differently, so an int8 ONNX model is checked by the share of test rows
 whose top class it gives as the JAX int8 model does (`INT8_AGREEMENT`).
 
   formats.py    the registry of formats: the one place a format is named
-  model.py      the run's model in this process, which the writers export; int8.py its int8 model
+  model.py      the run's model in this process, which the writers export (its int8 model from
+                research/compress/ptq.py)
   writers.py    a model to a format's files        loaders.py   a format's files to a function
   exporting.py  export_workdir: write, check, replace   measure.py  latency and test accuracy
   signature.py  signature.json's inputs, and reading it

@@ -15,7 +15,7 @@ import os
 
 from research.errors import UserError
 
-# The post-training int8 modes and what each adds to the one before: research/train/quantize.py's
+# The post-training int8 modes and what each adds to the one before: research/compress/quantize.py's
 # PTQ_MODES (tests/export holds the two equal), named here so the programs' help needs no Qwix.
 INT8_MODES = {"w8": "int8 weights", "w8a8": "and int8 activations, dynamic scales",
               "w8a8_static": "activation scales calibrated on training batches"}

@@ -13,7 +13,7 @@ from research import workdir as workdir_lib
 from research.errors import UserError
 from research.export.signature import INPUT_KEYS, PREPROCESSING, input_names
 from research.models import model_inputs
-from research.train import evaluation, experiment
+from research.run import experiment, restore
 
 CHECK_ROWS = 256  # Test rows an export is checked on.
 
@@ -35,13 +35,14 @@ class Model:
 
 def load(workdir: str, checkpoint_name: str = "best", quantized: str = "") -> Model:
     """The run's model at `checkpoint_name` (best, latest or a step), on one device; with
-    `quantized` (a research/train/quantize.py PTQ mode), its int8 model."""
+    `quantized` (a research/compress/quantize.py PTQ mode), its int8 model."""
     config = workdir_lib.load_config(workdir)
-    if config.model.name in tasks.LANGUAGE_MODELS or config.get("task") == "mlm":
+    if tasks.for_model(config.model.name, 0, config.task).predicts_tokens:
         raise UserError(f"{workdir} trained a language model; export and predict serve classifiers "
                         "(sample from it with experiments.generate)")
-    config, exp, state, step = evaluation.restore(workdir, checkpoint_name, one_device=True)
-    params = jax.device_get(state.params)
+    run = restore.restore(workdir, checkpoint_name, one_device=True)
+    config, exp, step, variables = run.config, run.experiment, run.step, run.variables
+    params = jax.device_get(variables["params"])
     binary = isinstance(exp.task, tasks.BinaryClassification)
 
     def probabilities_of(model, variables):
@@ -56,14 +57,14 @@ def load(workdir: str, checkpoint_name: str = "best", quantized: str = "") -> Mo
 
     # The float variables are copied to the host only for the float model's own export; an
     # int8 export traces the float model (its ONNX route) from the device arrays.
-    float_probabilities = probabilities_of(exp.model, state.variables if quantized
-                                           else jax.device_get(state.variables))
+    float_probabilities = probabilities_of(exp.model, variables if quantized
+                                           else jax.device_get(variables))
     probabilities, calibration = float_probabilities, []
     if quantized:
-        from research.export import int8  # Qwix, only for int8 models.
+        from research.compress import ptq as int8  # Qwix, only for int8 models.
 
         calibration = int8.calibration_data(config, exp)
-        probabilities = probabilities_of(*int8.quantized_model(exp, state.variables, quantized, calibration))
+        probabilities = probabilities_of(*int8.quantized_model(exp, variables, quantized, calibration))
 
     kind = next(k for k, names in INPUT_KEYS.items() if names[0] in exp.eval_data.arrays)
     arrays = exp.eval_data.arrays

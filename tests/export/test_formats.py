@@ -48,7 +48,7 @@ def write(model: Model, directory, written: formats.Format, quantized: str = "")
 
 
 def test_the_int8_modes_are_the_quantizer_s_and_every_entry_names_real_functions():
-    from research.train import quantize
+    from research.compress import quantize
 
     assert tuple(formats.INT8_MODES) == quantize.PTQ_MODES
     assert len(set(formats.names())) == len(formats.FORMATS)

@@ -10,8 +10,8 @@ import pytest
 
 from research import export
 from research.errors import UserError
-from research.serve import predict, quantized
-from research.train import loop
+from research.serve import predict
+from research.train import loop, quantized
 from tests.conftest import StopAfterCalls, run_program
 from tests.train.conftest import assert_same_run
 
