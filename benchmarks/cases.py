@@ -62,7 +62,7 @@ def build_case(spec: str):
     from research import models, optim, tasks
     from research.data import sources
     from research.parallel import sharding
-    from research.train import experiment
+    from research.run import experiment
 
     name, _, arg = spec.partition(":")
     if name not in CASES:
@@ -72,7 +72,8 @@ def build_case(spec: str):
     config = make_config(arg or None)
     arrays = random_tokens(64 * config.data.batch_size, config.data.max_len, config.data.vocab_size,
                            num_classes)
-    if config.model.name in tasks.LANGUAGE_MODELS:  # Whole windows, as research.data.text cuts them.
+    task = tasks.for_model(config.model.name, num_classes)
+    if task.predicts_tokens:  # Whole windows, as research.data.text cuts them.
         arrays = {"tokens": np.where(arrays["tokens"] > 0, arrays["tokens"], 1),
                   "token_mask": np.ones_like(arrays["token_mask"]), "label": np.zeros_like(arrays["label"])}
     split = sources.Split(arrays, num_classes=num_classes,
@@ -80,7 +81,7 @@ def build_case(spec: str):
     tx, schedule = optim.make_optimizer(config.opt, total_steps=1000)
     pieces = dict(
         model=models.build(config.model, num_classes, vocab_size=config.data.vocab_size),
-        task=tasks.for_model(config.model.name, num_classes), tx=tx, schedule=schedule,
+        task=task, loss=tasks.TaskLoss(task), tx=tx, schedule=schedule,
         train_data=split, eval_data=split, mesh=sharding.make_mesh(config.mesh),
         augment=None, steps_per_epoch=len(split) // config.data.batch_size, total_steps=1000,
         grad_accum_steps=config.train.grad_accum_steps)

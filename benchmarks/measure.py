@@ -18,7 +18,7 @@ from benchmarks.timing import JaxSteps, PipelineBatches, Windows, timed_windows,
 def streamed_pipeline(config, batch_size: int, workers: Sequence[int], windows: Windows) -> dict[str, dict]:
     """The input pipeline alone with the training split streamed from its prepared files
     (data.in_memory=false), for each number of Grain worker processes in `workers`."""
-    from research.train import experiment
+    from research.run import experiment
 
     config = copy.deepcopy(config)
     config.data.in_memory = "false"
@@ -54,15 +54,16 @@ def config_row(spec: str, windows: Windows, *, torch: bool = False, torch_compil
                pipeline: bool = True, streamed_workers: Sequence[int] = (), profile_steps: int = 0,
                profile_top: int = 12, e2e_steps: int = 0) -> dict:
     """Everything measured for `spec`; `e2e_steps=-1` skips the end-to-end run."""
-    from research import tasks
     from research.data import pipeline as input_pipeline
     from research.parallel import sharding
-    from research.train import experiment, plan
+    from research.train import plan
+    from research.train import state as state_lib
+    from research.train import steps as steps_lib
 
     config, exp, has_real_data = cases.build_case(spec)
     batch_size = config.data.batch_size
-    state = experiment.initial_state(exp, config.seed)
-    steps = experiment.jit_steps(exp, config.seed, state, config.train.steps_per_call)
+    state = state_lib.initial_state(exp, config.seed)
+    steps = steps_lib.jit_steps(exp, config.seed, state, config.train.steps_per_call)
     host_batch = next(input_pipeline.train_batches(exp.train_data.arrays, batch_size=batch_size, seed=0))
     batch = sharding.put_batch(host_batch, exp.mesh)
     start = time.perf_counter()
@@ -89,7 +90,7 @@ def config_row(spec: str, windows: Windows, *, torch: bool = False, torch_compil
            "compile_s": compile_s, "step": timings.pop("ours"),
            "flops_per_example": flops_per_step / batch_size, **timings}
     row["step"]["gflops"] = flops_per_step / batch_size * row["step"]["examples_per_sec"] / 1e9
-    if config.model.name in tasks.LANGUAGE_MODELS:
+    if exp.task.predicts_tokens:
         parameters = sum(leaf.size for leaf in jax.tree.leaves(state.params))
         row["lm"] = {"tokens_per_example": config.data.max_len, "parameters": parameters,
                      "model_flops_per_token": plan.model_flops_per_token(

@@ -98,7 +98,7 @@ def base_config() -> ml_collections.ConfigDict:
 
     config.init_from = ""  # A workdir whose latest params start this run.
 
-    # Gradual magnitude pruning (research/train/pruning.py, Zhu & Gupta 2017): from start_step to
+    # Gradual magnitude pruning (research/compress/prune.py, Zhu & Gupta 2017): from start_step to
     # end_step (0: three quarters of training), every `every` steps, the smallest weights of the
     # parameters matching `params` are zeroed up to target_sparsity; 0 prunes nothing.
     config.prune = ml_collections.ConfigDict()
@@ -109,13 +109,13 @@ def base_config() -> ml_collections.ConfigDict:
     config.prune.scope = "layer"  # layer: each tensor to the target; global: ranked together.
     config.prune.params = "kernel$"  # A regex over parameter paths such as "block_0/mlp_in/kernel".
 
-    # Quantization-aware training (research/train/quantize.py): "qat" trains through Qwix's int8
+    # Quantization-aware training (research/compress/qat.py): "qat" trains through Qwix's int8
     # fake quantization of weights and activations; "" trains in float.
     config.quant = ml_collections.ConfigDict()
     config.quant.mode = ""
     config.quant.bits = 8
 
-    # Knowledge distillation (research/train/distill.py): a finished run of any family teaches
+    # Knowledge distillation (research/compress/distill.py): a finished run of any family teaches
     # this one; loss = alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * task loss.
     config.distill = ml_collections.ConfigDict()
     config.distill.teacher = ""  # The teacher's workdir; "" trains without one.

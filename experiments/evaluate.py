@@ -24,7 +24,7 @@ def main(argv):
 
     flags_ = flags.FLAGS
     if flags_.quantized:
-        from research.serve import quantized
+        from research.train import quantized
 
         results = common.run_or_exit(quantized.evaluate_quantized, flags_.workdir, flags_.quantized,
                                      checkpoint_name=flags_.checkpoint, split_name=flags_.split)

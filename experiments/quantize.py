@@ -5,7 +5,7 @@ test metrics, weight bytes and forward examples/s on this machine.
       [--weights_activations=w8|w8a8|w8a8_static --calibration_batches=8 --checkpoint=best]
 
 Writes <workdir>/quantized/<w8|w8a8|w8a8_static>.json; `experiments.evaluate
---quantized=w8a8` evaluates the same quantized model again. research/train/quantize.py says
+--quantized=w8a8` evaluates the same quantized model again. research/compress/quantize.py says
 what each mode quantizes.
 """
 
@@ -27,7 +27,7 @@ flags.mark_flags_as_required(["workdir"])
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from research.serve import quantized
+    from research.train import quantized
 
     f = flags.FLAGS
     results = common.run_or_exit(

@@ -48,6 +48,23 @@ OPTIMIZERS = {
 }
 
 
+class ReportsMetrics:
+    """Base of an optimizer-state entry that has train metrics to log (a pruning
+    transformation's sparsity): the step logs them without knowing what made them."""
+
+    def train_metrics(self) -> dict:
+        raise NotImplementedError
+
+
+def state_metrics(opt_state) -> dict:
+    """The train metrics of every entry of `opt_state` that reports some."""
+    out = {}
+    for leaf in jax.tree.leaves(opt_state, is_leaf=lambda x: isinstance(x, ReportsMetrics)):
+        if isinstance(leaf, ReportsMetrics):
+            out.update(leaf.train_metrics())
+    return out
+
+
 def _decay_kernels_only(params):
     """Weight decay applies to weight matrices and kernels, not to biases or norm scales."""
     return jax.tree.map(lambda p: p.ndim > 1, params)

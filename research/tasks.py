@@ -5,19 +5,94 @@ Classification predicts one label an example; language modelling predicts every 
 The model's family decides which (`for_model`), so a config never states it twice.
 """
 
+import dataclasses
+from typing import Any, Protocol
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from research import metrics
+from research import metrics, models
 from research.data import tokenizer
 from research.errors import UserError
 
-LANGUAGE_MODELS = {"lm"}
+
+class Task:
+    """What the step, evaluation, export and distillation ask of a task. A subclass defines
+    the loss and its train metrics, the weight a batch carries in gradient accumulation, the
+    sums of an evaluation pass and their summary; the rest has defaults."""
+
+    SUMMARY: tuple[str, ...] = ()  # What `summarize` reports, in order.
+    # Whether the model predicts a token at every position (logits [B, L, V]) rather than a
+    # label an example; such a task reads a text as windows of its token stream.
+    predicts_tokens = False
+
+    def loss_and_metrics(self, logits: jax.Array, batch: dict) -> tuple[jax.Array, dict]:
+        raise NotImplementedError
+
+    def weight(self, batch: dict) -> jax.Array:
+        """What the train loss averages over (examples or tokens): microbatches are weighted by it."""
+        raise NotImplementedError
+
+    def eval_sums(self, logits: jax.Array, batch: dict) -> dict:
+        raise NotImplementedError
+
+    def summarize(self, totals: dict) -> tuple[dict, np.ndarray | None]:
+        raise NotImplementedError
+
+    def outputs(self, num_classes: int) -> int:
+        """The width of the model's output for data with `num_classes` classes."""
+        return num_classes
+
+    def corrupt(self, batch: dict, key: jax.Array | None = None) -> dict:
+        """The input the model sees: `batch` itself, unless the task corrupts it (masked
+        language modelling); `key` is the step's when training, None when evaluating."""
+        return batch
+
+    def class_logits(self, logits: jax.Array) -> jax.Array:
+        """Logits over the classes (or tokens) on the last axis, softmax-ready."""
+        return logits
+
+    def counted(self, batch: dict) -> jax.Array | None:
+        """For a task over tokens, which predictions count, aligned with `predicting`'s
+        positions: None when every example counts once."""
+        return None
+
+    def predicting(self, per_position: jax.Array) -> jax.Array:
+        """The positions of `per_position` [B, L, ...] that make predictions (a language
+        model's last position predicts nothing); an example's own value for a classifier."""
+        return per_position
 
 
-class Classification:
+class Loss(Protocol):
+    """The objective the train step minimises. `frozen` is a pytree of arrays the loss reads
+    but does not train (a teacher's variables): the step takes it as an argument, so it is
+    neither a constant of the compiled step nor donated. `targets` runs outside the
+    differentiated function; its result reaches `__call__` with the model's logits."""
+
+    frozen: Any
+
+    def targets(self, frozen, batch: dict) -> Any: ...
+
+    def __call__(self, logits: jax.Array, batch: dict, targets) -> tuple[jax.Array, dict]: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskLoss:
+    """The task's own loss: what a run minimises unless a compression method wraps it."""
+
+    task: Task
+    frozen: Any = None
+
+    def targets(self, frozen, batch: dict) -> None:
+        return None
+
+    def __call__(self, logits: jax.Array, batch: dict, targets) -> tuple[jax.Array, dict]:
+        return self.task.loss_and_metrics(logits, batch)
+
+
+class Classification(Task):
     """Integer labels `batch["label"]`, logits [B, K]."""
 
     SUMMARY = ("loss", "accuracy", "precision", "recall", "f1")  # What `summarize` reports.
@@ -51,12 +126,13 @@ class Classification:
         return summary, confusion
 
 
-class TokenPrediction:
+class TokenPrediction(Task):
     """What a loss over predicted tokens shares: a subclass's `_token_terms(logits, batch)` gives
     per-token losses, whether the argmax is right, and which tokens count; loss and accuracy are
     their means over the counted tokens, and perplexity the exponential of the loss."""
 
     SUMMARY = ("loss", "perplexity", "accuracy")  # What `summarize` reports.
+    predicts_tokens = True
 
     def _token_terms(self, logits_BxLxV: jax.Array, batch: dict) -> tuple[jax.Array, ...]:
         raise NotImplementedError
@@ -97,19 +173,32 @@ class LanguageModeling(TokenPrediction):
         """What the train loss averages over: the batch's predicted tokens."""
         return jnp.maximum(batch["token_mask"][:, 1:].sum(), 1).astype(jnp.float32)
 
+    def counted(self, batch: dict) -> jax.Array:
+        """Positions that predict a real next token [B, L - 1]."""
+        return batch["token_mask"][:, 1:]
 
-class BinaryClassification:
+    def predicting(self, per_position: jax.Array) -> jax.Array:
+        return per_position[:, :-1]
+
+
+class BinaryClassification(Task):
     """Labels 0 and 1, one logit an example [B, 1]: a sigmoid and binary cross-entropy. Reports
     accuracy at probability 0.5, precision, recall and F1 of class 1, and ROC AUC."""
 
     SUMMARY = ("loss", "accuracy", "precision", "recall", "f1", "roc_auc")
     num_classes = 2
-    outputs = 1
     # ROC AUC from histograms of the predicted probability of each class, which add up over
     # batches, devices and processes like the other sums: written here because it must be a
     # sum (sklearn's roc_auc_score wants every score at once). Ties within a bin of 1/4096
     # count half, as tied scores do.
     BINS = 4096
+
+    def outputs(self, num_classes: int) -> int:
+        return 1
+
+    def class_logits(self, logits_Bx1: jax.Array) -> jax.Array:
+        """The one logit z as the two classes' logits [0, z]."""
+        return jnp.concatenate([jnp.zeros_like(logits_Bx1), logits_Bx1], axis=-1)
 
     def loss_and_metrics(self, logits_Bx1: jax.Array, batch: dict) -> tuple[jax.Array, dict]:
         logit_B, label_B = logits_Bx1[:, 0], batch["label"]
@@ -190,6 +279,9 @@ class MaskedLanguageModeling(TokenPrediction):
         losses_BxL = optax.softmax_cross_entropy_with_integer_labels(logits_BxLxV, batch["mlm_targets"])
         return losses_BxL, logits_BxLxV.argmax(-1) == batch["mlm_targets"], weights_BxL
 
+    def counted(self, batch: dict) -> jax.Array:
+        return batch["mlm_weights"]
+
     def weight(self, batch: dict) -> jax.Array:
         """The chosen tokens of the (corrupted) batch: what the train loss averages over."""
         return jnp.maximum(batch["mlm_weights"].sum(), 1).astype(jnp.float32)
@@ -199,17 +291,18 @@ class MaskedLanguageModeling(TokenPrediction):
 MASK_ID, FIRST_PIECE_ID = tokenizer.UNK_ID, tokenizer.EOS_ID + 1
 
 TASKS = ("auto", "binary", "mlm")
-MLM_MODELS = ("transformer",)  # The encoders `task=mlm` pretrains.
 
 
-def for_model(model_name: str, num_classes: int, task: str = "auto", vocab_size: int | None = None):
-    """The task a model family is trained on: language modelling for language models, else
-    classification (`task="binary"`: one sigmoid output, for two classes; `task="mlm"`: masked
-    language modelling of a bidirectional encoder)."""
-    if model_name in LANGUAGE_MODELS:
+def for_model(model_name: str, num_classes: int, task: str = "auto", vocab_size: int | None = None) -> Task:
+    """The task a model family is trained on (the model registry says which families are
+    language models): language modelling for language models, else classification
+    (`task="binary"`: one sigmoid output, for two classes; `task="mlm"`: masked language
+    modelling of a bidirectional encoder)."""
+    if models.is_language_model(model_name):
         return LanguageModeling()
     if task == "mlm":
-        if model_name not in MLM_MODELS:
-            raise UserError(f"task=mlm pretrains an encoder ({', '.join(MLM_MODELS)}), not {model_name!r}")
+        if model_name not in models.MLM_MODELS:
+            raise UserError(f"task=mlm pretrains an encoder ({', '.join(models.MLM_MODELS)}), "
+                            f"not {model_name!r}")
         return MaskedLanguageModeling(vocab_size)
     return BinaryClassification() if task == "binary" else Classification(num_classes)

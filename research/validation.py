@@ -6,7 +6,20 @@ from research import models, optim, tasks
 from research.data import registry
 from research.errors import UserError
 from research.parallel import sharding
-from research.train import profiling
+
+
+def profile_range(spec: str) -> tuple[int, int] | None:
+    """train.profile_steps "START:END" as (START, END); "" as None."""
+    if not spec:
+        return None
+    start, _, end = spec.partition(":")
+    try:
+        start, end = int(start), int(end)
+    except ValueError:
+        start = end = -1
+    if not 0 <= start < end:
+        raise UserError(f"train.profile_steps={spec!r}; write START:END, two steps with 0 <= START < END")
+    return start, end
 
 
 def _require(ok: bool, message: str) -> None:
@@ -40,7 +53,7 @@ def validate(config) -> None:
     _one_of(str(config.data.in_memory).lower(), ("auto", "true", "false"), "data.in_memory")
     _non_negative(config, "data.in_memory_max_gb", "data.workers")
     _one_of(config.model.name, models.MODELS, "model.name")
-    _one_of(config.get("task", "auto"), tasks.TASKS, "task")  # Runs older than the field: auto.
+    _one_of(config.task, tasks.TASKS, "task")
     _one_of(config.opt.name, optim.OPTIMIZERS, "opt.name")
     _one_of(config.opt.schedule, optim.SCHEDULES, "opt.schedule")
     _positive(config, "opt.eps")
@@ -60,9 +73,9 @@ def validate(config) -> None:
     _non_negative(config, "train.early_stop_patience")
     _require(not config.train.early_stop_patience or config.train.best_metric,
              "train.early_stop_patience needs train.best_metric, the metric it watches")
-    profiling.profile_range(config.train.profile_steps)
+    profile_range(config.train.profile_steps)
     if config.train.best_metric:
-        task = tasks.for_model(config.model.name, num_classes=2, task=config.get("task", "auto"))
+        task = tasks.for_model(config.model.name, num_classes=2, task=config.task)
         names = [f"eval/{config.eval.split}/{name}" for name in task.SUMMARY]
         _require(config.train.best_metric in names,
                  f"train.best_metric={config.train.best_metric!r} is not a metric this run logs; "

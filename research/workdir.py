@@ -105,7 +105,7 @@ def prepare(workdir: str, config_dict: dict, *, allow_config_change: bool = Fals
     config_json = json.loads(json.dumps(config_dict))  # Tuples become lists, as when read back.
     if os.path.exists(path):
         with open(path) as f:
-            old = json.load(f)
+            old = migrate(json.load(f))
         diffs = _config_diff(old, config_json)
         if diffs and all(diff.startswith(RUNTIME_FIELDS) for diff in diffs):
             # Where arrays lie changes no number beyond float rounding, how data is read none:
@@ -135,15 +135,55 @@ def prepare(workdir: str, config_dict: dict, *, allow_config_change: bool = Fals
     write_json(path, config_json)
 
 
+# Fields configs gained after runs had been made without them, each with the value that
+# reproduces those runs (what they did before the field existed). An old config.json is
+# brought up to today's fields here, once, when it is read; nothing else asks whether a
+# config has a field.
+ADDED_FIELDS = {
+    "task": "auto",
+    "init_from": "",
+    "data.classes": [],
+    "data.augment": "",
+    "data.workers": 0,
+    "data.in_memory": "auto",
+    "data.in_memory_max_gb": 4.0,
+    "train.steps_per_call": 1,
+    "train.grad_accum_steps": 1,
+    "train.early_stop_patience": 0,
+    "train.profile_steps": "",
+    "mesh": {"num_devices": 0, "data": -1, "fsdp": 1, "tensor": 1},
+    "log": {"wandb_project": "", "wandb_entity": "", "wandb_mode": "auto"},
+    "prune": {"target_sparsity": 0.0, "start_step": 0, "end_step": 0, "every": 100, "scope": "layer",
+              "params": "kernel$"},
+    "quant": {"mode": "", "bits": 8},
+    "distill": {"teacher": "", "checkpoint": "best", "temperature": 2.0, "alpha": 0.5},
+}
+
+
+def migrate(config_dict: dict) -> dict:
+    """`config_dict` (a config.json's) with every field in ADDED_FIELDS it lacks."""
+    migrated = json.loads(json.dumps(config_dict))
+    for path, value in ADDED_FIELDS.items():
+        *parents, name = path.split(".")
+        section = migrated
+        for parent in parents:
+            section = section.setdefault(parent, {})
+        if isinstance(value, dict):
+            section[name] = {**value, **section.get(name, {})}
+        else:
+            section.setdefault(name, value)
+    return migrated
+
+
 def load_config(workdir: str):
-    """The resolved config a run was trained with, from its config.json."""
+    """The resolved config a run was trained with, from its config.json, with today's fields."""
     import ml_collections
 
     path = os.path.join(workdir, "config.json")
     if not os.path.exists(path):
         raise UserError(f"{workdir} has no config.json: not a workdir of this project")
     with open(path) as f:
-        return ml_collections.ConfigDict(json.load(f))
+        return ml_collections.ConfigDict(migrate(json.load(f)))
 
 
 def _git(*args: str) -> str | None:

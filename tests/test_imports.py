@@ -1,5 +1,6 @@
 import ast
 import os
+import re
 import subprocess
 import sys
 
@@ -69,3 +70,31 @@ def test_no_import_cycles():
     for module in sorted(graph):
         visit(module, [module])
     assert len(graph) > 40 and cycles == []
+
+
+def imports_of(package: str) -> set[str]:
+    """The modules of research that the modules of `package` import."""
+    return {imported for module, modules in research_imports().items()
+            if module == package or module.startswith(package + ".") for imported in modules}
+
+
+def test_layers_only_point_down():
+    """programs -> serve/sweeps -> train -> compress/export -> run -> data/models/parallel."""
+    below = {  # What a package must not import: the layers above it.
+        "research.serve": ("research.train", "research.sweeps"),
+        "research.run": ("research.train", "research.serve", "research.sweeps"),
+        "research.compress": ("research.run", "research.train", "research.serve", "research.sweeps"),
+        "research.parallel": ("research.sweeps", "research.train", "research.run", "research.serve"),
+        "research.models": ("research.train", "research.run", "research.compress"),
+        "research.data": ("research.train", "research.run", "research.compress"),
+    }
+    wrong = {package: sorted(m for m in imports_of(package) if m.startswith(above))
+             for package, above in below.items()}
+    assert {package: found for package, found in wrong.items() if found} == {}
+
+
+def test_the_core_of_training_names_no_compression_method():
+    core = ("research/train/steps.py", "research/train/state.py", "research/train/loop.py")
+    pattern = re.compile(r"teacher|\bmasks?\b|prun|distil|\bqat\b|quant", re.IGNORECASE)
+    found = {path: pattern.findall(open(os.path.join(ROOT, path)).read()) for path in core}
+    assert {path: words for path, words in found.items() if words} == {}

@@ -29,6 +29,14 @@ MODELS = {
 }
 
 
+# Families that predict the next token (trained on language modelling, not classification).
+LANGUAGE_MODELS = ("lm",)
+
+
+def is_language_model(name: str) -> bool:
+    return name in LANGUAGE_MODELS
+
+
 def register(name: str, cls) -> None:
     """Makes `model.name=name` build `cls`."""
     if name in MODELS:

@@ -124,9 +124,9 @@ def run_on_ray(command: list[str], num_processes: int, *, address: str | None = 
     from ray.util.placement_group import placement_group, remove_placement_group
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-    from research.sweeps import ray_backend
+    from research.parallel import ray_cluster
 
-    ray, watcher = ray_backend.connect(address, local_cpus=None if address else num_processes * num_cpus,
+    ray, watcher = ray_cluster.connect(address, local_cpus=None if address else num_processes * num_cpus,
                                        log_to_driver=True)
     bundle = {"CPU": num_cpus, **({"GPU": num_gpus} if num_gpus else {})}
     group = placement_group([bundle] * num_processes, strategy="STRICT_SPREAD" if spread else "PACK")
@@ -137,7 +137,7 @@ def run_on_ray(command: list[str], num_processes: int, *, address: str | None = 
         on = lambda i: PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=i)  # noqa: E731
         coordinator = ray.get(ray.remote(num_cpus=0)(_coordinator_address).options(scheduling_strategy=on(0))
                               .remote())
-        task = ray.remote(max_retries=0)(ray_backend.execute)
+        task = ray.remote(max_retries=0)(ray_cluster.execute)
         refs = [task.options(num_cpus=num_cpus, num_gpus=num_gpus, scheduling_strategy=on(i)).remote(
                     process_command(command, coordinator, num_processes, i), cwd or os.getcwd(), None)
                 for i in range(num_processes)]
@@ -145,7 +145,7 @@ def run_on_ray(command: list[str], num_processes: int, *, address: str | None = 
         def forward(signum, frame):
             del frame
             stops.append(signum)
-            for ref in refs:  # The task SIGTERMs its process (ray_backend.execute).
+            for ref in refs:  # The task SIGTERMs its process (ray_cluster.execute).
                 ray.cancel(ref)
 
         previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -159,7 +159,7 @@ def run_on_ray(command: list[str], num_processes: int, *, address: str | None = 
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         remove_placement_group(group)
-        ray_backend.disconnect(ray, watcher)
+        ray_cluster.disconnect(ray, watcher)
     failed = [i for i, code in enumerate(codes) if code]
     if not failed:
         return 0

@@ -158,19 +158,20 @@ def param_spec(shape: tuple[int, ...], logical: PartitionSpec, mesh: Mesh) -> Pa
     return PartitionSpec(*axes)
 
 
-def state_shardings(abstract_state, logical_params, mesh: Mesh):
-    """NamedShardings for a train state (shapes only): each parameter by `param_spec`, each
-    optimizer-state array shaped like a parameter (Adam's moments, say) like that parameter,
-    found by its path ending in the parameter's path; everything else replicated."""
+def state_shardings(abstract_state: dict, logical_params, mesh: Mesh) -> dict:
+    """NamedShardings for a train state's fields (shapes only; step, params, opt_state and
+    model_state): each parameter by `param_spec`, each optimizer-state array shaped like a
+    parameter (Adam's moments, a pruning mask) like that parameter, found by its path ending
+    in the parameter's path; everything else replicated."""
     param_paths = {}
     specs = jax.tree_util.tree_map_with_path(
         lambda path, leaf, logical: param_spec(leaf.shape, logical, mesh),
-        abstract_state.params, logical_params, is_leaf=lambda x: isinstance(x, PartitionSpec))
+        abstract_state["params"], logical_params, is_leaf=lambda x: isinstance(x, PartitionSpec))
     for path, spec in jax.tree_util.tree_flatten_with_path(
             specs, is_leaf=lambda x: isinstance(x, PartitionSpec))[0]:
         param_paths[tuple(path)] = spec
     shapes = {tuple(path): leaf.shape
-              for path, leaf in jax.tree_util.tree_flatten_with_path(abstract_state.params)[0]}
+              for path, leaf in jax.tree_util.tree_flatten_with_path(abstract_state["params"])[0]}
 
     def like_a_param(path, leaf):
         path = tuple(path)
@@ -180,14 +181,13 @@ def state_shardings(abstract_state, logical_params, mesh: Mesh):
                 return NamedSharding(mesh, param_paths[suffix])
         return replicated(mesh)
 
-    return abstract_state.replace(
-        step=replicated(mesh),
-        params=jax.tree.map(lambda spec: NamedSharding(mesh, spec), specs,
-                            is_leaf=lambda x: isinstance(x, PartitionSpec)),
-        opt_state=jax.tree_util.tree_map_with_path(like_a_param, abstract_state.opt_state),
-        model_state=jax.tree.map(lambda _: replicated(mesh), abstract_state.model_state),
-        # Pruning masks (a subtree of the params' paths): each like its parameter.
-        masks=jax.tree_util.tree_map_with_path(like_a_param, abstract_state.masks))
+    return {
+        "step": replicated(mesh),
+        "params": jax.tree.map(lambda spec: NamedSharding(mesh, spec), specs,
+                               is_leaf=lambda x: isinstance(x, PartitionSpec)),
+        "opt_state": jax.tree_util.tree_map_with_path(like_a_param, abstract_state["opt_state"]),
+        "model_state": jax.tree.map(lambda _: replicated(mesh), abstract_state["model_state"]),
+    }
 
 
 def per_device_bytes(tree) -> int:

@@ -15,7 +15,7 @@ by onnxruntime), and the export fails (writing nothing) if its probabilities dif
 JAX model's by more than `TOLERANCE`. Language models are not exported: `experiments.generate`
 samples from them.
 
-An int8 model (`quantized=` a PTQ mode of research/train/quantize.py) exports to
+An int8 model (`quantized=` a PTQ mode of research/compress/quantize.py) exports to
 `<workdir>/export_<mode>/`. StableHLO holds Qwix's int8 model: with int8 activations its
 weights stay int8 in the module (w8a8: about a quarter of the float module's bytes); with int8
 weights only (w8) the converter folds their dequantization into float constants, so the module
@@ -44,7 +44,7 @@ from research import workdir as workdir_lib
 from research.data import text
 from research.errors import UserError
 from research.models import model_inputs
-from research.train import evaluation, experiment
+from research.run import experiment, restore
 
 TOLERANCE = 1e-5  # Largest absolute difference in a probability, float32.
 INT8_AGREEMENT = 0.95  # Least share of check rows an int8 ONNX model classifies as the JAX int8 one.
@@ -84,13 +84,14 @@ def input_names(signature: dict) -> list[str]:
 
 def load(workdir: str, checkpoint_name: str = "best", quantized: str = "") -> Predictor:
     """The run's model at `checkpoint_name` (best, latest or a step), on one device; with
-    `quantized` (a research/train/quantize.py PTQ mode), its int8 model."""
+    `quantized` (a research/compress/quantize.py PTQ mode), its int8 model."""
     config = workdir_lib.load_config(workdir)
-    if config.model.name in tasks.LANGUAGE_MODELS or config.get("task") == "mlm":
+    if tasks.for_model(config.model.name, 0, config.task).predicts_tokens:
         raise UserError(f"{workdir} trained a language model; export and predict serve classifiers "
                         "(sample from it with experiments.generate)")
-    config, exp, state, step = evaluation.restore(workdir, checkpoint_name, one_device=True)
-    params = jax.device_get(state.params)
+    run = restore.restore(workdir, checkpoint_name, one_device=True)
+    config, exp, step, variables = run.config, run.experiment, run.step, run.variables
+    params = jax.device_get(variables["params"])
     binary = isinstance(exp.task, tasks.BinaryClassification)
 
     def probabilities_of(model, variables):
@@ -105,14 +106,14 @@ def load(workdir: str, checkpoint_name: str = "best", quantized: str = "") -> Pr
 
     # The float variables are copied to the host only for the float model's own export; an
     # int8 export traces the float model (its ONNX route) from the device arrays.
-    float_probabilities = probabilities_of(exp.model, state.variables if quantized
-                                           else jax.device_get(state.variables))
+    float_probabilities = probabilities_of(exp.model, variables if quantized
+                                           else jax.device_get(variables))
     probabilities, calibration = float_probabilities, []
     if quantized:
-        from research.serve import quantized as quantized_lib  # Qwix, only for int8 exports.
+        from research.compress import ptq as quantized_lib  # Qwix, only for int8 exports.
 
         calibration = quantized_lib.calibration_data(config, exp)
-        probabilities = probabilities_of(*quantized_lib.quantized_model(exp, state.variables, quantized,
+        probabilities = probabilities_of(*quantized_lib.quantized_model(exp, variables, quantized,
                                                                         calibration))
 
     kind = next(k for k, names in INPUT_KEYS.items() if names[0] in exp.eval_data.arrays)

@@ -3,12 +3,12 @@
 import jax
 import numpy as np
 
-from research import models, tasks
+from research import models
 from research import workdir as workdir_lib
 from research.data import text, tokenizer
 from research.errors import UserError
 from research.models import sampling
-from research.train import checkpoint
+from research.run import checkpoint
 
 
 def generate(workdir: str, prompt: str, *, max_new_tokens: int, temperature: float, top_k: int,
@@ -16,10 +16,10 @@ def generate(workdir: str, prompt: str, *, max_new_tokens: int, temperature: flo
     """`num_samples` continuations of `prompt` (the prompt not repeated), sampled with
     `key(seed)`: the same arguments give the same text."""
     config = workdir_lib.load_config(workdir)
-    if config.model.name not in tasks.LANGUAGE_MODELS:
+    if not models.is_language_model(config.model.name):
         raise UserError(
             f"{workdir} trained a {config.model.name!r} model; generation needs a language model "
-            f"({sorted(tasks.LANGUAGE_MODELS)})")
+            f"({sorted(models.LANGUAGE_MODELS)})")
     tok = tokenizer.load(text.run_tokenizer_file(workdir))
     model = models.build(config.model, num_classes=0, vocab_size=tok.vocab_size)
     _, params = checkpoint.latest_params(workdir, checkpoint_name)

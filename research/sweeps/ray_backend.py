@@ -8,58 +8,8 @@ stopped with SIGTERM, never killed outright, so it checkpoints first: when its t
 cancelled, and when its Ray worker dies (a killed sweep's raylet kills its workers).
 """
 
-import contextlib
-import logging
-import os
-import signal
-import subprocess
-
-from research.platform.signals import terminate_with_parent
-from research.sweeps import reaper
+from research.parallel.ray_cluster import connect, disconnect, execute
 from research.sweeps.launch import ROOT, Run
-
-
-def execute(command: tuple[str, ...], cwd: str, log_file: str | None) -> int:
-    """A Ray task's body: runs `command` to its end, its output to `log_file` (None: the
-    worker's own output, which Ray shows on the driver); cancelling the task SIGTERMs it."""
-    with open(log_file, "ab") if log_file else contextlib.nullcontext() as log:
-        # Its own session, out of the worker's process group that Ray kills with SIGKILL; and
-        # SIGTERM when the worker dies.
-        child = subprocess.Popen(command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT if log else None,
-                                 start_new_session=True, preexec_fn=terminate_with_parent)
-        try:
-            return child.wait()
-        except BaseException:  # Cancelled: Ray raises KeyboardInterrupt in the task.
-            child.send_signal(signal.SIGTERM)
-            return child.wait()
-
-
-def connect(address: str | None, *, local_cpus: int | None = None, log_to_driver: bool = False):
-    """(ray, the watcher of a local Ray we started or None): joins the cluster at `address`, or
-    starts a local Ray that nothing of may outlive this process."""
-    import ray
-
-    watcher = None
-    if not ray.is_initialized():
-        local = {}
-        if address is None:
-            # Ray warns that it chose its own default (token auth) for the local cluster it
-            # starts: nothing to act on. Its warning when auth is disabled still shows.
-            logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(
-                lambda record: not record.getMessage().startswith("Token authentication is enabled"))
-            watcher = reaper.start(os.getpid())
-            # Its raylet would SIGKILL a dead worker's children: the run's SIGTERM comes first.
-            local = {"num_cpus": local_cpus, "_system_config": {"kill_child_processes_on_worker_exit": False}}
-        ray.init(address=address, include_dashboard=False, log_to_driver=log_to_driver, **local)
-    return ray, watcher
-
-
-def disconnect(ray, watcher) -> None:
-    """Shuts down the local Ray `connect` started (and lets its watcher clean up and exit)."""
-    if watcher is not None:
-        ray.shutdown()
-        watcher.stdin.close()
-        watcher.wait()
 
 
 class RayBackend:

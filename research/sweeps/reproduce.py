@@ -9,7 +9,8 @@ from absl import logging
 
 from research import workdir as workdir_lib
 from research.errors import UserError
-from research.train import checkpoint, loop
+from research.run import checkpoint
+from research.train import loop
 
 
 def _read_json(path: str) -> dict:

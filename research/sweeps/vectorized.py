@@ -16,15 +16,17 @@ import os
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
+from research import compress, optim
 from research import config as config_lib
-from research import optim
 from research import workdir as workdir_lib
 from research.data import pipeline
 from research.errors import UserError
 from research.parallel import sharding
-from research.train import checkpoint, loop, steps
-from research.train.experiment import build, example_batch, jit_group_steps
+from research.run import checkpoint
+from research.run.experiment import build, example_batch
+from research.train import loop, steps
 from research.train.state import init_state
 
 VECTORIZABLE = {"seed", *(f"opt.{name}" for name in optim.NUMERIC_FIELDS)}
@@ -62,17 +64,40 @@ class StackedBatches:
         pass
 
 
+class StackedGroup(loop.Group):
+    """The runs of a vectorized group: their states, batches and metrics carry one entry per
+    run on a leading axis. Their checkpoint serves resumes only (no best, and the sweep's
+    directory, not one workdir, is the group's); each run's checkpoint is written when it
+    finishes; no profile and no prediction plot."""
+
+    def split(self, tree, axis: int = 0) -> list:
+        return [jax.tree.map(lambda x: np.take(x, k, axis=axis), tree) for k in range(len(self.workdirs))]  # noqa: B023
+
+    def session_fields(self) -> dict:
+        return {"vectorized_with": len(self.workdirs)}
+
+    def profile_steps(self, train_config) -> str:
+        return ""
+
+    def best_metric(self, train_config) -> str:
+        return ""
+
+    def removed_message(self) -> str:
+        return ""
+
+    def finished(self, experiment, state) -> None:
+        pass
+
+
 def train_group(runs, base_config, sweep_dir: str, status, stop, progress) -> None:
     """Trains `runs` (of one sweep, differing only in VECTORIZABLE fields) as one group."""
     if base_config.train.get("early_stop_patience"):
         raise UserError("train.early_stop_patience stops a run on its own metric, and a vectorized group "
                         "trains its runs together: run this sweep without --vectorize")
-    if base_config.get("prune", {}).get("target_sparsity"):
-        raise UserError("prune.target_sparsity is not supported by vectorized groups: run this sweep "
-                        "without --vectorize")
-    if base_config.get("distill", {}).get("teacher"):
-        raise UserError("distill.teacher is not supported by vectorized groups: run this sweep without "
-                        "--vectorize")
+    for method in compress.selected(base_config):
+        if not method.vectorizable:
+            raise UserError(f"config.{method.name} selects a compression method that vectorized groups do "
+                            "not support: run this sweep without --vectorize")
     swept = swept_optimizer_fields(runs)
     configs = [config_lib.apply_overrides(base_config, run.overrides) for run in runs]
     experiment = build(base_config)
@@ -90,19 +115,19 @@ def train_group(runs, base_config, sweep_dir: str, status, stop, progress) -> No
 
     def train_one(numbers, seed, state, batch):
         tx, schedule = optim.make_optimizer(static_opt, experiment.total_steps, numbers)
-        return steps.make_train_step(experiment.model, tx, schedule, seed, experiment.task,
+        return steps.make_train_step(experiment.model, tx, schedule, seed, experiment.task, experiment.loss,
                                      experiment.grad_accum_steps)(state, batch)
 
     def group_train_step(state, batch):
         return jax.vmap(train_one)(numbers, seeds, state, batch)
 
     group_eval_step = jax.vmap(steps.make_eval_step(experiment.model, experiment.task), in_axes=(0, None))
-    group_steps = jit_group_steps(experiment.mesh, state, group_train_step, group_eval_step,
+    group_steps = steps.jit_group_steps(experiment.mesh, state, group_train_step, group_eval_step,
                                   base_config.train.steps_per_call)
     iterators = [pipeline.train_batches(experiment.train_data.arrays, batch_size=c.data.batch_size,
                                         seed=c.seed, augment=experiment.augment) for c in configs]
-    group = loop.Group([run.workdir for run in runs], configs,
-                       os.path.join(sweep_dir, "_vectorized", "checkpoints"), stacked=True)
+    group = StackedGroup([run.workdir for run in runs], configs,
+                         os.path.join(sweep_dir, "_vectorized", "checkpoints"), leading_axes=1)
     for run in runs:
         status.update(run.name, status="running", vectorized_with=len(runs))
     results, state = loop.train(base_config, experiment, group, state, group_steps,

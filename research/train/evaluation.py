@@ -11,25 +11,26 @@ from research.data import pipeline
 from research.data.sources import Split
 from research.parallel import distributed, sharding
 from research.parallel.inflight import InFlight
-from research.train import checkpoint, experiment, metric_writer
+from research.run import restore
+from research.train import metric_writer, steps
 
 
-def accumulate(eval_step, state, split: Split, *, batch_size: int, mesh) -> dict:
+def accumulate(eval_step, variables, split: Split, *, batch_size: int, mesh) -> dict:
     """The eval step's sums over every example of `split`, on the host."""
     totals, in_flight = None, InFlight()
     rows = sharding.process_rows(mesh, batch_size)
     for batch in pipeline.eval_batches(split.arrays, batch_size=batch_size, rows=rows):
-        sums = eval_step(state, sharding.put_batch(batch, mesh))
+        sums = eval_step(variables, sharding.put_batch(batch, mesh))
         totals = sums if totals is None else jax.tree.map(lambda a, b: a + b, totals, sums)
         in_flight.add(totals)
     return jax.device_get(totals)
 
 
-def evaluate(eval_step, task, state, split: Split, *, batch_size: int,
+def evaluate(eval_step, task, variables, split: Split, *, batch_size: int,
              mesh) -> tuple[dict, np.ndarray | None]:
     """The task's summary of one pass over `split`, and its confusion matrix (None for a
     language model)."""
-    return task.summarize(accumulate(eval_step, state, split, batch_size=batch_size, mesh=mesh))
+    return task.summarize(accumulate(eval_step, variables, split, batch_size=batch_size, mesh=mesh))
 
 
 def final_results(step: int, steps_per_epoch: int, split_name: str, summary: dict,
@@ -52,7 +53,7 @@ def write_final_results(workdir: str, results: dict, *, split_name: str, confusi
                                title=f"{split_name}, step {step}")
 
 
-def plot_predictions(workdir: str, exp, state, split) -> None:
+def plot_predictions(workdir: str, exp, variables, split) -> None:
     """For a binary classifier of 2-D points (`features` of width 2), plots/predictions.png: the
     predicted probability over the plane and the points of `split`."""
     features = split.arrays.get("features")
@@ -65,38 +66,20 @@ def plot_predictions(workdir: str, exp, state, split) -> None:
         return jax.nn.sigmoid(exp.model.apply(variables, x, train=False))[:, 0]
 
     plots.predictions_2d(np.asarray(features), np.asarray(split.arrays["label"]),
-                         lambda grid_Mx2: probability(state.variables, grid_Mx2.astype(np.float32)),
+                         lambda grid_Mx2: probability(variables, grid_Mx2.astype(np.float32)),
                          os.path.join(workdir, "plots", "predictions.png"),
                          class_names=split.class_names)
-
-
-def restore(workdir: str, checkpoint_name: str = "best", *, split_name: str | None = None,
-            one_device: bool = False):
-    """(config, experiment, state, step): a run rebuilt from its workdir and its checkpoint
-    `checkpoint_name` (best, latest or a step), evaluating `split_name` (default: the run's);
-    `one_device` lays it out on one device whatever the run's mesh was."""
-    config = workdir_lib.load_config(workdir)
-    if split_name is not None:
-        config.eval.split = split_name
-    if one_device:
-        config.mesh.update(num_devices=1, data=-1, fsdp=1, tensor=1)
-    exp = experiment.build(config, workdir)
-    state = experiment.initial_state(exp, config.seed)
-    with checkpoint.Checkpoints(os.path.join(workdir, "checkpoints"), read_only=True,
-                                best_metric=config.train.best_metric,
-                                best_mode=config.train.best_mode) as checkpoints:
-        step = checkpoints.resolve(checkpoint_name)
-        state = checkpoints.restore(step, checkpoint.abstract_like(state))
-    return config, exp, state, step
 
 
 def evaluate_workdir(workdir: str, *, checkpoint_name: str = "best", split_name: str = "test") -> dict:
     """Evaluates a saved checkpoint of a run on a split; writes
     evaluations/step<N>_<split>.json and plots/confusion_<split>_step<N>.png."""
-    config, exp, state, step = restore(workdir, checkpoint_name, split_name=split_name)
-    eval_step = experiment.jit_steps(exp, config.seed, state).eval
+    run = restore.restore(workdir, checkpoint_name, split_name=split_name)
+    config, exp, step = run.config, run.experiment, run.step
+    eval_step = jax.jit(steps.make_eval_step(exp.model, exp.task),
+                        out_shardings=sharding.replicated(exp.mesh))
     summary, confusion = evaluate(
-        eval_step, exp.task, state, exp.eval_data, batch_size=config.eval.batch_size, mesh=exp.mesh)
+        eval_step, exp.task, run.variables, exp.eval_data, batch_size=config.eval.batch_size, mesh=exp.mesh)
     results = {"step": step, "checkpoint": checkpoint_name,
                **metrics.named_eval(summary, split_name, confusion)}
     if not distributed.is_primary():  # The first process of several writes the files.

@@ -24,26 +24,47 @@ from research.errors import UserError
 from research.parallel import distributed, sharding
 from research.parallel.inflight import InFlight
 from research.platform.signals import StopRequest
-from research.train import checkpoint, evaluation, metric_writer, pruning, wandb_log
-from research.train.experiment import Experiment, Steps, build, initial_state, jit_steps
+from research.run import checkpoint
+from research.run.experiment import Experiment, build
+from research.train import evaluation, metric_writer, wandb_log
 from research.train.profiling import Profiler
+from research.train.state import initial_state
+from research.train.steps import Steps, jit_steps
 
 
 @dataclasses.dataclass(frozen=True)
 class Group:
-    """The runs one loop trains: one run, or several (`stacked`) whose states, batches and
-    metrics carry one entry per run on a leading axis (a vectorized sweep group)."""
+    """The runs one loop trains, and what is particular to them: here one run, whose state,
+    batches and metrics are its own. A vectorized sweep group (research/sweeps/vectorized.py)
+    is a subclass whose runs share them on a leading axis."""
 
     workdirs: list[str]
     configs: list
     checkpoint_dir: str
-    stacked: bool = False
+    leading_axes: int = 0  # Axes of the runs ahead of each array's own.
 
     def split(self, tree, axis: int = 0) -> list:
         """Each run's part of a host tree: the tree itself for one run."""
-        if not self.stacked:
-            return [tree]
-        return [jax.tree.map(lambda x: np.take(x, k, axis=axis), tree) for k in range(len(self.workdirs))]  # noqa: B023
+        return [tree]
+
+    def session_fields(self) -> dict:
+        """Added to each run's session record."""
+        return {}
+
+    def profile_steps(self, train_config) -> str:
+        return train_config.profile_steps
+
+    def best_metric(self, train_config) -> str:
+        """What the best checkpoint is chosen by ("": no best checkpoint)."""
+        return train_config.best_metric
+
+    def removed_message(self) -> str:
+        """The error line when the workdir is removed while training ("": not watched)."""
+        return workdir_lib.removed_message(self.workdirs[0])
+
+    def finished(self, experiment: Experiment, state) -> None:
+        """Files of a finished run beyond results.json (the first process only)."""
+        evaluation.plot_predictions(self.workdirs[0], experiment, state.variables, experiment.eval_data)
 
 
 def train_and_evaluate(config, workdir: str, *, allow_config_change: bool = False) -> dict:
@@ -86,7 +107,7 @@ def _train(config, experiment: Experiment, group: Group, state, steps: Steps, ba
         "params": sharding.per_device_bytes(state.params),
         "opt_state": sharding.per_device_bytes(state.opt_state)}}
     sessions = [{"started": workdir_lib.now(), "argv": list(sys.argv), "status": "running", "mesh": layout,
-                 **({"vectorized_with": len(group.workdirs)} if group.stacked else {})}
+                 **group.session_fields()}
                 for _ in group.workdirs]
     state, progress, checkpoints = start_or_resume(config, experiment, group, state, batches,
                                                    allow_config_change=allow_config_change)
@@ -98,7 +119,7 @@ def _train(config, experiment: Experiment, group: Group, state, steps: Steps, ba
         workdir_lib.record_session(workdir, session)
 
     cadence = Cadence.of(config.train, experiment.steps_per_epoch, experiment.total_steps)
-    profiler = Profiler(config.train.get("profile_steps", "") if primary and not group.stacked else "",
+    profiler = Profiler(group.profile_steps(config.train) if primary else "",
                         os.path.join(group.workdirs[0], "profile"))
     mirrors = [wandb_log.open_mirror(workdir, run_config) if primary else None
                for workdir, run_config in zip(group.workdirs, group.configs, strict=True)]
@@ -113,7 +134,7 @@ def _train(config, experiment: Experiment, group: Group, state, steps: Steps, ba
         while step < cadence.total_steps and progress.stopped_early is None and not stop.requested(step):
             calls = cadence.steps_this_call(step, config.train.steps_per_call)
             profiler.before(step, state)
-            state, step_metrics = run_call(steps, state, batches, calls, experiment.mesh, group.stacked)
+            state, step_metrics = run_call(steps, state, batches, calls, experiment.mesh, group.leading_axes)
             in_flight.add(step_metrics)
             unfetched.append(step_metrics)
             step += calls
@@ -164,8 +185,8 @@ def _train(config, experiment: Experiment, group: Group, state, steps: Steps, ba
         logging.info("stopped early at step %d: %s", step, early_stop_reason(progress, config.train))
     results = finish_runs(group, sessions, progress, last_eval, experiment, config.eval.split, config.train,
                           state)
-    if primary and not group.stacked and results[0]["status"] == "finished":
-        evaluation.plot_predictions(group.workdirs[0], experiment, state, experiment.eval_data)
+    if primary and all(result["status"] == "finished" for result in results):
+        group.finished(experiment, state)
     for mirror, result in zip(mirrors, results, strict=True):
         if mirror is not None:
             mirror.finish(result if result["status"] == "finished" else None)
@@ -181,17 +202,16 @@ def start_or_resume(config, experiment: Experiment, group: Group, state, batches
     if config.init_from:  # Read before anything is written: a mismatch leaves workdirs as they were.
         warm_start = checkpoint.load_matching(
             config.init_from, {"params": state.params, "model_state": state.model_state},
-            leading_axes=int(group.stacked))
+            leading_axes=group.leading_axes)
     primary = distributed.is_primary()  # Every process checks the workdir; the first writes.
     for workdir, run_config in zip(group.workdirs, group.configs, strict=True):
         workdir_lib.prepare(workdir, run_config.to_dict(), allow_config_change=allow_config_change,
                             write=primary)
         if experiment.tokenizer_file and primary:
             text.save_with_run(experiment.tokenizer_file, workdir)
-    checkpoints = checkpoint.Checkpoints(  # A group's checkpoint serves resumes only: no best.
+    checkpoints = checkpoint.Checkpoints(
         group.checkpoint_dir, keep=config.train.keep, best_mode=config.train.best_mode,
-        best_metric="" if group.stacked else config.train.best_metric,
-        exit_if_removed="" if group.stacked else workdir_lib.removed_message(group.workdirs[0]))
+        best_metric=group.best_metric(config.train), exit_if_removed=group.removed_message())
     restored = checkpoints.restore_latest_good(checkpoint.abstract_like(state), batches)
     if restored is not None:
         return restored.state, Progress.from_json(restored.loop_state, len(group.workdirs)), checkpoints
@@ -222,8 +242,8 @@ def finish_runs(group: Group, sessions: list[dict], progress: "Progress", last_e
         summary, confusion = last_eval[1][k]
         final = evaluation.final_results(last_eval[0], experiment.steps_per_epoch, split_name, summary,
                                          confusion)
-        if experiment.pruning is not None:  # A pruned run is one run (no vectorized groups).
-            final["pruning"] = pruning.report(state.params, state.masks)
+        if experiment.report is not None:
+            final.update(experiment.report(*group.split((state.params, state.opt_state))[k]))
         if progress.stopped_early is not None:
             final["early_stopped"] = {"step": progress.stopped_early, "best_step": progress.best[1],
                                       "best": progress.best[0],
@@ -316,7 +336,7 @@ class Progress:
     def evaluated(self, last_eval: tuple, train_config, split_name: str) -> "Progress":
         """After an evaluation: with `train.early_stop_patience` above 0, stops training once
         `train.best_metric` has not improved on its best for that many evaluations."""
-        patience = train_config.get("early_stop_patience", 0)
+        patience = train_config.early_stop_patience
         if not patience:
             return self
         step, per_run = last_eval
@@ -353,9 +373,8 @@ class Progress:
         return dataclasses.replace(self, pending=[[] for _ in self.pending])
 
 
-def run_call(steps: Steps, state, batches, calls: int, mesh, stacked: bool):
+def run_call(steps: Steps, state, batches, calls: int, mesh, leading_axes: int):
     """One jitted call: one train step, or `calls` of them over stacked batches."""
-    leading_axes = int(stacked)
     if calls == 1:
         return steps.train(state, sharding.put_batch(next(batches), mesh, leading_axes))
     stacked_batches = pipeline.stack([next(batches) for _ in range(calls)])
@@ -378,8 +397,8 @@ def write_train_metrics(writers, progress: Progress, window: Window, step: int, 
 
 def evaluate_runs(eval_step, state, experiment: Experiment, config, group: Group) -> list[tuple]:
     """Each run's (summary, confusion matrix) on the configured split."""
-    totals = evaluation.accumulate(eval_step, state, experiment.eval_data, batch_size=config.eval.batch_size,
-                                   mesh=experiment.mesh)
+    totals = evaluation.accumulate(eval_step, state.variables, experiment.eval_data,
+                                   batch_size=config.eval.batch_size, mesh=experiment.mesh)
     return [experiment.task.summarize(run_totals) for run_totals in group.split(totals)]
 
 

@@ -11,8 +11,9 @@ import jax.numpy as jnp
 
 from research import models, optim, tasks
 from research.parallel import sharding
-from research.train import experiment, steps
-from research.train.state import init_state
+from research.run import experiment
+from research.train import steps
+from research.train.state import TrainState, init_state
 
 
 def text_example(batch_size: int, length: int) -> dict:
@@ -38,7 +39,7 @@ def model_flops_per_token(parameters: int, model_config, vocab_size: int, length
 def plan(config) -> dict:
     """The report for a text config (`model.name` lm or transformer) on its mesh."""
     mesh = sharding.make_mesh(config.mesh)
-    task_name = config.get("task", "auto")
+    task_name = config.task
     model = models.build(config.model, num_classes=2, vocab_size=config.data.vocab_size, task=task_name)
     task = tasks.for_model(config.model.name, num_classes=2, task=task_name,
                            vocab_size=config.data.vocab_size)
@@ -47,11 +48,12 @@ def plan(config) -> dict:
     batch = text_example(config.data.batch_size, length)
     example = {name: jnp.zeros((1, *s.shape[1:]), s.dtype) for name, s in batch.items()}
     init = lambda: init_state(model, tx, example, config.seed)  # noqa: E731
-    layout = experiment.state_shardings(model, mesh, example, init)
+    layout = TrainState(**experiment.field_shardings(model, tx, example, config.seed, mesh))
     placed = lambda leaf, where: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=where)  # noqa: E731
     abstract = jax.tree.map(placed, jax.eval_shape(init), layout)
     batch = {name: placed(s, sharding.batch_sharded(mesh)) for name, s in batch.items()}
-    train_step = steps.make_train_step(model, tx, schedule, config.seed, task, config.train.grad_accum_steps)
+    train_step = steps.make_train_step(model, tx, schedule, config.seed, task, tasks.TaskLoss(task),
+                                       config.train.grad_accum_steps)
     jitted = jax.jit(train_step, donate_argnums=0, out_shardings=(layout, sharding.replicated(mesh)))
     compiled = jitted.lower(abstract, batch).compile()
     memory = compiled.memory_analysis()

@@ -3,21 +3,7 @@
 import jax
 from absl import logging
 
-from research.errors import UserError
-
-
-def profile_range(spec: str) -> tuple[int, int] | None:
-    """train.profile_steps "START:END" as (START, END); "" as None."""
-    if not spec:
-        return None
-    start, _, end = spec.partition(":")
-    try:
-        start, end = int(start), int(end)
-    except ValueError:
-        start = end = -1
-    if not 0 <= start < end:
-        raise UserError(f"train.profile_steps={spec!r}; write START:END, two steps with 0 <= START < END")
-    return start, end
+from research.validation import profile_range
 
 
 class Profiler:

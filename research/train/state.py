@@ -5,10 +5,9 @@ from typing import Any
 import flax
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import optax
 
-from research.models import model_inputs
+from research.run import experiment
 
 
 @flax.struct.dataclass
@@ -17,8 +16,6 @@ class TrainState:
     params: Any
     opt_state: Any
     model_state: Any  # Non-trained collections such as batch_stats; {} when the model has none.
-    # Pruning (research/train/pruning.py): 0/1 masks shaped like the pruned params; None without.
-    masks: Any = None
 
     @property
     def variables(self) -> dict:
@@ -29,11 +26,12 @@ def init_state(model: nn.Module, tx: optax.GradientTransformation, example_batch
                seed: int) -> TrainState:
     """Initial state from `key(seed)`; pure, so it can be jitted or shape-evaluated.
     `example_batch` gives the inputs' shapes and dtypes (one row is enough)."""
-    x, inputs = model_inputs(example_batch)
-    # Unboxed: the logical axis names some modules give their parameters only place them
-    # (research/parallel/sharding.py); the state holds plain arrays.
-    variables = nn.meta.unbox(model.init(jax.random.key(seed), x, **inputs, train=False))
-    params = variables.pop("params")
-    return TrainState(
-        step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
-        model_state=dict(variables))
+    return TrainState(**experiment.initial_fields(model, tx, example_batch, seed))
+
+
+def initial_state(exp: experiment.Experiment, seed: int) -> TrainState:
+    """The state at step 0, made on the devices directly in its layout (sharding.state_shardings):
+    no device or host ever holds the whole model."""
+    example = experiment.example_batch(exp)
+    layout = experiment.field_shardings(exp.model, exp.tx, example, seed, exp.mesh)
+    return jax.jit(lambda: init_state(exp.model, exp.tx, example, seed), out_shardings=TrainState(**layout))()

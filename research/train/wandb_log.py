@@ -99,7 +99,7 @@ class Mirror:
 
 def open_mirror(workdir: str, config) -> Mirror | None:
     """The workdir's W&B run when the config names a project, else None."""
-    if not config.get("log", {}).get("wandb_project"):
+    if not config.log.wandb_project:
         return None
     return Mirror(workdir, config.to_dict(), config.log.wandb_project, entity=config.log.wandb_entity,
                   run_mode=mode(config))

@@ -11,9 +11,11 @@ from jax.sharding import PartitionSpec as P
 
 from research.data import pipeline
 from research.parallel import sharding
+from research.run import experiment as experiment_lib
 from research.sweeps.reproduce import final_params
-from research.train import experiment as experiment_lib
 from research.train import loop, metric_writer
+from research.train import state as state_lib
+from research.train import steps as steps_lib
 from tests.conftest import StopAfterCalls
 from tests.test_families import tiny_config
 
@@ -64,8 +66,8 @@ def test_every_layout_trains_the_same_losses(family, tfds_dir):
     layouts = {n: mesh for n, mesh in LAYOUTS.items() if family == "mlp" or n not in ("data=4", "fsdp=4")}
     for name, layout in layouts.items():
         placed = dataclasses.replace(built, mesh=sharding.make_mesh(on_mesh(config, layout).mesh))
-        state = experiment_lib.initial_state(placed, config.seed)
-        train_step = experiment_lib.jit_steps(placed, config.seed, state).train
+        state = state_lib.initial_state(placed, config.seed)
+        train_step = steps_lib.jit_steps(placed, config.seed, state).train
         losses[name] = []
         for batch in host_batches:
             state, step_metrics = train_step(state, sharding.put_batch(batch, placed.mesh))
@@ -76,7 +78,7 @@ def test_every_layout_trains_the_same_losses(family, tfds_dir):
 
 def lm_state(tfds_dir, layout: dict):
     experiment = experiment_lib.build(on_mesh(tiny_config("lm", tfds_dir), layout))
-    return experiment_lib.initial_state(experiment, seed=0)
+    return state_lib.initial_state(experiment, seed=0)
 
 
 def test_parameters_and_their_moments_lie_where_the_rules_say(tfds_dir):

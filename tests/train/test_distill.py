@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from research import tasks
+from research.compress import distill
 from research.errors import UserError
 from research.sweeps.reproduce import final_params
-from research.train import distill, loop
+from research.train import loop
 from tests.conftest import StopAfterCalls
 from tests.train.conftest import assert_same_run
 

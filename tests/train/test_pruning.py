@@ -12,10 +12,11 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
+from research.compress import prune as pruning
 from research.errors import UserError
 from research.serve import export
 from research.sweeps.reproduce import final_params
-from research.train import loop, pruning
+from research.train import loop
 from tests.conftest import StopAfterCalls
 from tests.train.conftest import assert_same_run
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from research.errors import UserError
-from research.serve import export, predict, quantized
-from research.train import loop
+from research.serve import export, predict
+from research.train import loop, quantized
 from tests.conftest import StopAfterCalls, run_program
 from tests.train.conftest import assert_same_run
 

@@ -5,15 +5,17 @@ import pytest
 from research.data import pipeline
 from research.errors import UserError
 from research.parallel import sharding
-from research.train import experiment
+from research.run import experiment
+from research.train import state as state_lib
+from research.train import steps as steps_lib
 
 
 @pytest.fixture
 def built(digits_config):
     digits_config.model.dropout = 0.3
     exp = experiment.build(digits_config)
-    state = experiment.initial_state(exp, digits_config.seed)
-    steps = experiment.jit_steps(exp, digits_config.seed, state)
+    state = state_lib.initial_state(exp, digits_config.seed)
+    steps = steps_lib.jit_steps(exp, digits_config.seed, state)
     train_step, eval_step = steps.train, steps.eval
     batch = next(pipeline.train_batches(exp.train_data.arrays, batch_size=32, seed=0))
     return exp, state, train_step, eval_step, sharding.put_batch(batch, exp.mesh)
@@ -54,8 +56,8 @@ def test_eval_step_ignores_padded_rows(built):
     padded = next(pipeline.eval_batches(real, batch_size=64))
     garbage = dict(padded, label=np.where(padded["mask"], padded["label"], 3),
                    image=np.where(padded["mask"][:, None, None, None], padded["image"], 255))
-    clean = eval_step(state, sharding.put_batch(padded, exp.mesh))
-    dirty = eval_step(state, sharding.put_batch(garbage, exp.mesh))
+    clean = eval_step(state.variables, sharding.put_batch(padded, exp.mesh))
+    dirty = eval_step(state.variables, sharding.put_batch(garbage, exp.mesh))
     assert int(clean["confusion"].sum()) == n
     np.testing.assert_array_equal(clean["confusion"], dirty["confusion"])
     np.testing.assert_allclose(clean["loss_sum"], dirty["loss_sum"], rtol=1e-6)
@@ -66,8 +68,8 @@ def one_update(config, grad_accum_steps: int, batch_rows: dict | None = None):
     and the batch it used."""
     config.train.grad_accum_steps = grad_accum_steps
     exp = experiment.build(config)
-    state = experiment.initial_state(exp, config.seed)
-    steps = experiment.jit_steps(exp, config.seed, state)
+    state = state_lib.initial_state(exp, config.seed)
+    steps = steps_lib.jit_steps(exp, config.seed, state)
     rows = batch_rows or next(pipeline.train_batches(exp.train_data.arrays, batch_size=32, seed=0))
     new_state, step_metrics = steps.train(state, sharding.put_batch(rows, exp.mesh))
     return jax.device_get(new_state.params), jax.device_get(step_metrics), rows

@@ -2,9 +2,10 @@
 prune" (`config.prune.target_sparsity` above 0).
 
 The pruned parameters are those whose path matches `prune.params` (by default every Dense,
-Conv and attention kernel; embeddings, biases and norms stay dense). Their 0/1 masks live in
-the train state (`TrainState.masks`, a subtree of the params, laid out like them), so they are
-checkpointed and a resumed run prunes exactly as an uninterrupted one. Every `prune.every`
+Conv and attention kernel; embeddings, biases and norms stay dense). Pruning is the last
+gradient transformation of the optimizer's chain (`masked`): its state holds the 0/1 masks (a
+subtree of the params, laid out like them) and the update count, so they are checkpointed with
+the optimizer state and a resumed run prunes exactly as an uninterrupted one. Every `prune.every`
 steps from `start_step` to `end_step`, the masks keep the largest-magnitude weights so that
 the sparsity is
 
@@ -12,22 +13,26 @@ the sparsity is
 
 (s_f the target): fast at first, while there are many redundant weights, then slower. Scope
 `layer` prunes each tensor to s_t; `global` ranks all of them together, so layers end with
-different sparsities. Masks are applied after every update (the optimizer's moments are left
-alone), so a pruned weight stays exactly zero. Logged: `train/sparsity`; results.json gets
-each tensor's sparsity and the count of non-zero parameters.
+different sparsities. Masks are applied to every update (the optimizer's moments are left
+alone): a pruned weight's update takes it to exactly zero, where it stays. Logged:
+`train/sparsity`; results.json gets each tensor's sparsity and the count of non-zero parameters.
 
 Written here because Optax has no gradual magnitude pruning (its `optax.contrib` sparsity
-tools are for other schedules) and the masks must live in our train state to resume exactly.
+tools are for other schedules).
 """
 
 import dataclasses
 import re
+from typing import Any
 
+import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from flax import traverse_util
 
+from research import optim
 from research.errors import UserError
 
 SCOPES = ("layer", "global")
@@ -99,15 +104,44 @@ class Pruning:
                      for i, path in enumerate(magnitudes)}
         return traverse_util.unflatten_dict(masks, sep="/")
 
-    def step(self, params, masks, step: jax.Array) -> tuple[dict, dict, jax.Array]:
-        """After an update: the masks (recomputed when the schedule says), the params with them
-        applied, and the sparsity of the pruned tensors."""
-        masks = jax.lax.cond(self.updates_at(step), lambda: self.new_masks(params, self.sparsity_at(step)),
-                             lambda: masks)
-        flat_masks = jax.tree.leaves(masks)
+    def masked(self) -> optax.GradientTransformation:
+        """The transformation that prunes: chained after the optimizer's, it recomputes the
+        masks from the updated params when the schedule says and turns each pruned weight's
+        update into the one that zeroes it."""
+
+        def init(params) -> PruneState:
+            return PruneState(count=jnp.zeros((), jnp.int32), masks=self.initial_masks(params))
+
+        def update(updates, state: PruneState, params):
+            step = state.count + 1  # The update this one makes the count of.
+            # What optax.apply_updates makes of them: the params the masks are ranked on.
+            updated = jax.tree.map(lambda p, u: jnp.asarray(p + u).astype(jnp.asarray(p).dtype),
+                                   params, updates)
+            masks = jax.lax.cond(self.updates_at(step),
+                                 lambda: self.new_masks(updated, self.sparsity_at(step)), lambda: state.masks)
+            flat_masks = traverse_util.flatten_dict(masks, sep="/")
+            flat_params = traverse_util.flatten_dict(params, sep="/")
+            flat_updates = {
+                path: jnp.where(flat_masks[path], u, -flat_params[path]) if path in flat_masks else u
+                for path, u in traverse_util.flatten_dict(updates, sep="/").items()}
+            return traverse_util.unflatten_dict(flat_updates, sep="/"), PruneState(count=step, masks=masks)
+
+        return optax.GradientTransformation(init, update)
+
+
+@flax.struct.dataclass
+class PruneState(optim.ReportsMetrics):
+    """The pruning transformation's state: updates made, and the masks (True: kept)."""
+
+    count: jax.Array
+    masks: Any
+
+    def train_metrics(self) -> dict:
+        """The sparsity of the pruned tensors."""
+        flat_masks = jax.tree.leaves(self.masks)
         kept = sum(m.sum() for m in flat_masks)
         total = sum(m.size for m in flat_masks)
-        return masks, apply(params, masks), 1.0 - kept / total
+        return {"sparsity": 1.0 - kept / total}
 
 
 def _keep_largest(magnitudes: jax.Array, sparsity: jax.Array) -> jax.Array:
@@ -116,12 +150,11 @@ def _keep_largest(magnitudes: jax.Array, sparsity: jax.Array) -> jax.Array:
     return ranks >= pruned
 
 
-def apply(params, masks) -> dict:
-    """`params` with every masked tensor multiplied by its mask."""
-    flat_masks = traverse_util.flatten_dict(masks, sep="/")
-    return traverse_util.unflatten_dict(
-        {path: p * flat_masks[path].astype(p.dtype) if path in flat_masks else p
-         for path, p in traverse_util.flatten_dict(params, sep="/").items()}, sep="/")
+def masks_of(opt_state) -> dict:
+    """The masks of the pruning transformation's state within `opt_state`."""
+    (state,) = [leaf for leaf in jax.tree.leaves(opt_state, is_leaf=lambda x: isinstance(x, PruneState))
+                if isinstance(leaf, PruneState)]
+    return state.masks
 
 
 def report(params, masks) -> dict:
@@ -132,3 +165,27 @@ def report(params, masks) -> dict:
     total = sum(int(np.size(p)) for p in flat.values())
     nonzero = sum(int(np.count_nonzero(p)) for p in flat.values())
     return {"sparsity": per_tensor, "params": total, "nonzero_params": nonzero}
+
+
+@dataclasses.dataclass(frozen=True)
+class PruneMethod:
+    """`prune.target_sparsity` above 0: the optimizer's updates pass through `Pruning.masked`."""
+
+    name: str = "prune"
+    vectorizable: bool = False  # Masks ranked per run: not written for stacked runs.
+
+    def selected(self, config) -> bool:
+        return bool(config.prune.target_sparsity)
+
+    def apply(self, config, parts, context):
+        pruning = Pruning.from_config(config.prune, context.total_steps)
+        return dataclasses.replace(parts, tx=optax.chain(parts.tx, pruning.masked()))
+
+    def report(self, params, opt_state) -> dict:
+        return {"pruning": report(params, masks_of(opt_state))}
+
+    def tokenizer_source(self, config) -> str:
+        return ""
+
+
+METHOD = PruneMethod()

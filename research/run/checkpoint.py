@@ -4,6 +4,7 @@ A checkpoint at step N holds the train state after N steps and the data iterator
 so a resumed run continues with the batch an uninterrupted run would have seen next.
 """
 
+import dataclasses
 import os
 import shutil
 import sys
@@ -20,7 +21,6 @@ from flax import traverse_util
 from research import errors
 from research import workdir as workdir_lib
 from research.errors import UserError
-from research.train.state import TrainState
 
 _policies = ocp.checkpoint_managers
 
@@ -124,7 +124,7 @@ class Checkpoints:
         """The train state saved at `step`, placed like `abstract_state`."""
         try:
             return from_disk(self._manager.restore(step, args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(on_disk(abstract_state)))).state)
+                state=ocp.args.StandardRestore(on_disk(abstract_state)))).state, abstract_state)
         except Exception as e:  # Orbax and TensorStore raise many types for a bad file.
             raise UserError(
                 f"checkpoint {step} in {self.directory} is unreadable ({type(e).__name__}: "
@@ -136,7 +136,7 @@ class Checkpoints:
         if data_iterator is not None:
             items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
         restored = self._manager.restore(step, args=ocp.args.Composite(**items))
-        return Resumed(from_disk(restored.state), restored.loop)
+        return Resumed(from_disk(restored.state, abstract_state), restored.loop)
 
     def restore_raw(self, step: int) -> dict:
         """The saved train state as a tree of arrays on this process's first device, without a
@@ -150,6 +150,27 @@ class Checkpoints:
         return self._manager.restore(
             step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target))).state
 
+    def _check_layout(self, step: int, abstract_state) -> None:
+        """Refuses a readable checkpoint whose train state has other arrays than `abstract_state`
+        (another config, or a layout an older version saved), which would otherwise look unreadable
+        and be moved aside."""
+        try:
+            with ocp.StandardCheckpointer() as reader:
+                saved = reader.metadata(os.path.join(self.directory, str(step), "state")).item_metadata.tree
+        except Exception:  # noqa: BLE001  Unreadable metadata: the restore reports it.
+            return
+        # Shapes, not paths: Orbax may store an optimizer state's named tuples as other containers.
+        shapes = lambda tree: sorted(  # noqa: E731
+            tuple(leaf.shape) for leaf in jax.tree.leaves(tree) if hasattr(leaf, "shape"))
+        wanted = on_disk(abstract_state)
+        if set(saved) != set(wanted) or shapes(saved) != shapes(wanted):
+            differ = sorted(set(saved) ^ set(wanted)) or ["the arrays' shapes"]
+            raise UserError(
+                f"checkpoint {step} in {self.directory} holds a train state of another layout than this "
+                f"config's (differs in {', '.join(differ)}): it was saved by another config or an older "
+                "version of the project; evaluate it with experiments.evaluate, or start a new workdir "
+                "from it with --config.init_from")
+
     def restore_latest_good(self, abstract_state, data_iterator=None) -> Resumed | None:
         """Restores the newest readable checkpoint (the data iterator in place), or returns
         None when there is none.
@@ -158,6 +179,7 @@ class Checkpoints:
         warning, never deleted, and the one before it is tried.
         """
         for step in reversed(self.steps()):
+            self._check_layout(step, abstract_state)
             try:
                 return self._restore_for_resume(step, abstract_state, data_iterator)
             except Exception as e:  # Orbax and TensorStore raise many types for a bad file.
@@ -212,18 +234,17 @@ def latest_params(workdir: str, which: str = "latest") -> tuple[int, dict]:
         return step, checkpoints.restore_raw(step)["params"]
 
 
-def on_disk(state):
-    """A train state as saved: its fields, `masks` only when the run prunes, so a run without
-    pruning saves and reads the same tree as runs saved before masks existed."""
-    if not isinstance(state, TrainState):
-        return state
-    saved = {"step": state.step, "params": state.params, "opt_state": state.opt_state,
-             "model_state": state.model_state}
-    return saved if state.masks is None else {**saved, "masks": state.masks}
+def on_disk(state) -> dict:
+    """A train state as saved: the dict of its fields (a train state is a dataclass; a dict of
+    the same fields is saved as it is)."""
+    if dataclasses.is_dataclass(state):
+        return {field.name: getattr(state, field.name) for field in dataclasses.fields(state)}
+    return state
 
 
-def from_disk(saved):
-    return TrainState(**saved) if isinstance(saved, dict) and "opt_state" in saved else saved
+def from_disk(saved: dict, like):
+    """`saved` in the type of the target it was restored into."""
+    return type(like)(**saved) if dataclasses.is_dataclass(like) else saved
 
 
 def latest_variables(workdir: str, which: str = "best") -> tuple[int, dict]:

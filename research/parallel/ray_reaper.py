@@ -7,7 +7,7 @@ session of its own: it notes the sweep's descendants every second and, once the 
 (its pipe closes), sends each survivor SIGTERM, gives the runs time to checkpoint, and
 SIGKILLs the Ray processes that ignored it.
 
-  python -m research.sweeps.reaper SWEEP_PID   (stdin: a pipe the sweep holds open)
+  python -m research.parallel.ray_reaper SWEEP_PID   (stdin: a pipe the sweep holds open)
 """
 
 import os
@@ -27,7 +27,7 @@ def start(pid: int) -> subprocess.Popen:
     """Starts the watcher over process `pid` (this one's, normally); keep the returned handle:
     its stdin is the pipe whose closing tells the watcher that `pid` has ended."""
     package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    return subprocess.Popen([sys.executable, "-m", "research.sweeps.reaper", str(pid)],
+    return subprocess.Popen([sys.executable, "-m", "research.parallel.ray_reaper", str(pid)],
                             cwd=package_parent, stdin=subprocess.PIPE, start_new_session=True)
 
 

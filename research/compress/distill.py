@@ -1,17 +1,19 @@
 """Knowledge distillation (`config.distill.teacher=WORKDIR`): a finished run of any family, its
-config read from its workdir, teaches the student inside the same jitted train step.
+config read from its workdir, teaches the student inside the same jitted train step, as a
+wrapper of the student's loss.
 
 The student's loss is `alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * task loss`
 (Hinton et al. 2015), the distributions softened by the temperature T: per example for
 classifiers (a binary classifier's one logit z as the two classes' logits [0, z]), per
-predicted token for language models. The teacher runs in eval mode; its variables are an
-input of the step (not donated, laid out on the mesh by its own logical axes like the
-student's), so a run still compiles one train step. Logged: `train/distill_kl` and
+predicted token for language models. The teacher runs in eval mode; its variables are the
+loss's frozen input, an argument of the step (not donated, laid out on the mesh by its own
+logical axes like the student's), so a run still compiles one train step. Logged: `train/distill_kl` and
 `train/task_loss`.
 """
 
 import dataclasses
 import os
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -23,7 +25,6 @@ from research import workdir as workdir_lib
 from research.errors import UserError
 from research.models import model_inputs
 from research.parallel import sharding
-from research.train import checkpoint
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +35,35 @@ class Teacher:
     alpha: float
     workdir: str
     step: int
+
+
+@dataclasses.dataclass(frozen=True)
+class DistillationLoss:
+    """`alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * inner`, the teacher's logits
+    computed outside the differentiated function. Logged beside the inner loss's metrics:
+    `task_loss` (the inner loss) and `distill_kl`."""
+
+    inner: tasks.Loss
+    teacher: Teacher
+    task: tasks.Task
+
+    @property
+    def frozen(self) -> tuple:
+        return self.teacher.variables, self.inner.frozen
+
+    def targets(self, frozen, batch: dict) -> tuple:
+        teacher_variables, inner_frozen = frozen
+        x, inputs = model_inputs(batch)
+        teacher_logits = self.teacher.model.apply(teacher_variables, x, **inputs, train=False)
+        return teacher_logits, self.inner.targets(inner_frozen, batch)
+
+    def __call__(self, logits: jax.Array, batch: dict, targets) -> tuple[jax.Array, dict]:
+        teacher_logits, inner_targets = targets
+        loss, task_metrics = self.inner(logits, batch, inner_targets)
+        temperature, alpha = self.teacher.temperature, self.teacher.alpha
+        kl = kl_divergence(logits, teacher_logits, batch, self.task, temperature)
+        task_metrics = {**task_metrics, "task_loss": loss, "distill_kl": kl}
+        return alpha * temperature ** 2 * kl + (1 - alpha) * loss, task_metrics
 
 
 def teacher_config(distill_config):
@@ -50,11 +80,11 @@ def check(config, teacher_cfg) -> None:
         raise UserError(f"distill.alpha={config.distill.alpha}; it weighs the two losses, from 0 to 1")
     if config.distill.temperature <= 0:
         raise UserError(f"distill.temperature={config.distill.temperature}; it must be above 0")
-    task, teacher_task = config.get("task", "auto"), teacher_cfg.get("task", "auto")
-    student_lm = config.model.name in tasks.LANGUAGE_MODELS
+    task, teacher_task = config.task, teacher_cfg.task
+    student_lm = models.is_language_model(config.model.name)
     if "mlm" in (task, teacher_task):
         raise UserError("distillation of masked language models is not supported")
-    if student_lm != (teacher_cfg.model.name in tasks.LANGUAGE_MODELS) or task != teacher_task:
+    if student_lm != models.is_language_model(teacher_cfg.model.name) or task != teacher_task:
         raise UserError(f"distill.teacher {config.distill.teacher} trained a {teacher_cfg.model.name!r} "
                         f"model (task {teacher_task}); the student is a {config.model.name!r} (task {task}): "
                         "a teacher must predict what its student learns")
@@ -65,17 +95,17 @@ def check(config, teacher_cfg) -> None:
                             f"this run has {config.data.get(key)!r}")
 
 
-def load(config, mesh, example_batch: dict, num_outputs: int, vocab_size: int | None) -> Teacher:
+def load(config, mesh, example_batch: dict, num_outputs: int, vocab_size: int | None,
+         load_variables) -> Teacher:
     """The teacher of `config.distill`, its variables from its checkpoint
-    (`distill.checkpoint`: best, latest or a step) laid out on `mesh`."""
+    (`distill.checkpoint`: best, latest or a step, read by `load_variables`) laid out on `mesh`."""
     teacher_cfg = teacher_config(config.distill)
     check(config, teacher_cfg)
-    model = models.build(teacher_cfg.model, num_outputs, vocab_size=vocab_size,
-                         task=teacher_cfg.get("task", "auto"))
+    model = models.build(teacher_cfg.model, num_outputs, vocab_size=vocab_size, task=teacher_cfg.task)
     x, inputs = model_inputs(example_batch)
     boxed = jax.eval_shape(lambda: model.init(jax.random.key(0), x, **inputs, train=False))
     logical = nn.get_partition_spec(boxed)
-    step, saved = checkpoint.latest_variables(config.distill.teacher, config.distill.checkpoint)
+    step, saved = load_variables(config.distill.teacher, config.distill.checkpoint)
     if _shapes(nn.meta.unbox(boxed)) != _shapes(saved):
         raise UserError(f"distill.teacher: the checkpoint of {config.distill.teacher} does not fit the model "
                         "its config builds for this run's data (another vocabulary or input shape?)")
@@ -92,22 +122,42 @@ def _shapes(tree) -> dict:
             for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
 
 
-def class_logits(logits: jax.Array, task) -> jax.Array:
-    """Logits over classes, last axis: a binary classifier's one logit z as [0, z]."""
-    if isinstance(task, tasks.BinaryClassification):
-        return jnp.concatenate([jnp.zeros_like(logits), logits], axis=-1)
-    return logits
-
-
-def kl_divergence(student_logits: jax.Array, teacher_logits: jax.Array, batch: dict, task,
+def kl_divergence(student_logits: jax.Array, teacher_logits: jax.Array, batch: dict, task: tasks.Task,
                   temperature: float) -> jax.Array:
-    """KL(teacher_T || student_T), the mean over examples (classifiers) or over predicted
-    tokens (language models)."""
-    student = class_logits(student_logits, task) / temperature
-    teacher = class_logits(jax.lax.stop_gradient(teacher_logits), task) / temperature
+    """KL(teacher_T || student_T), the mean over examples (classifiers) or over the predictions
+    that count (tasks over tokens)."""
+    student = task.class_logits(student_logits) / temperature
+    teacher = task.class_logits(jax.lax.stop_gradient(teacher_logits)) / temperature
     teacher_log_p = jax.nn.log_softmax(teacher, axis=-1)
     kl = (jnp.exp(teacher_log_p) * (teacher_log_p - jax.nn.log_softmax(student, axis=-1))).sum(-1)
-    if isinstance(task, tasks.LanguageModeling):  # Positions that predict a real next token.
-        weights = batch["token_mask"][:, 1:].astype(kl.dtype)
-        return (kl[:, :-1] * weights).sum() / jnp.maximum(weights.sum(), 1.0)
+    counted = task.counted(batch)
+    if counted is not None:
+        weights = counted.astype(kl.dtype)
+        return (task.predicting(kl) * weights).sum() / jnp.maximum(weights.sum(), 1.0)
     return kl.mean()
+
+
+@dataclasses.dataclass(frozen=True)
+class DistillMethod:
+    """`distill.teacher` names a finished run: the loss becomes `DistillationLoss`."""
+
+    name: str = "distill"
+    vectorizable: bool = False  # The teacher's variables are one step input, not one a run.
+
+    def selected(self, config) -> bool:
+        return bool(config.distill.teacher)
+
+    def apply(self, config, parts, context):
+        teacher = load(config, context.mesh, context.example_batch, context.num_outputs,
+                       context.vocab_size, context.load_variables)
+        return dataclasses.replace(parts, loss=DistillationLoss(parts.loss, teacher, context.task))
+
+    def report(self, params, opt_state) -> dict[str, Any]:
+        return {}
+
+    def tokenizer_source(self, config) -> str:
+        """A student reads text with its teacher's tokenizer."""
+        return config.distill.teacher
+
+
+METHOD = DistillMethod()

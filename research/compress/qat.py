@@ -1,0 +1,36 @@
+"""Quantization-aware training (`config.quant.mode=qat`): the model wrapped by Qwix's int8 fake
+quantization (research/compress/quantize.py); Qwix is imported only by runs that use it."""
+
+import dataclasses
+from typing import Any
+
+from research.errors import UserError
+
+MODES = ("", "qat")
+
+
+@dataclasses.dataclass(frozen=True)
+class QatMethod:
+    name: str = "quant"
+    vectorizable: bool = True
+
+    def selected(self, config) -> bool:
+        mode = config.quant.mode
+        if mode not in MODES:
+            raise UserError(f"quant.mode={mode!r}; use qat, or '' (post-training quantization is "
+                            "experiments.quantize)")
+        return mode == "qat"
+
+    def apply(self, config, parts, context):
+        import research.compress.quantize as quantize  # Qwix, only for runs that use it.
+
+        return dataclasses.replace(parts, model=quantize.qat_model(parts.model, config.quant))
+
+    def report(self, params, opt_state) -> dict[str, Any]:
+        return {}
+
+    def tokenizer_source(self, config) -> str:
+        return ""
+
+
+METHOD = QatMethod()
