@@ -16,7 +16,7 @@ def get_config(arg=None):
     args = common.parse_arg(arg, smoke=False)
     config = common.fashion_mnist(common.mlp_model(hidden_sizes=(128, 64)))
     # A step takes under a millisecond on CPU: 10 a call cut the host's share of it
-    # (about 1.35x the train-step examples/s on 2 cores, scripts/bench.py); same results.
+    # (about 1.35x the train-step examples/s on 2 cores, python -m benchmarks); same results.
     config.train.steps_per_call = 10
     return common.shrink_for_smoke(config) if args.smoke else config
 

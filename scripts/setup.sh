@@ -3,7 +3,7 @@
 #   - .venv from requirements.lock (exact versions), rebuilt whenever the lock file changes;
 #   - the offline Fashion-MNIST files (Debian package dataset-fashion-mnist), via apt as root;
 #   - with --bench, the `bench` extra (PyTorch, CPU) from requirements-bench.lock, on top of
-#     requirements.lock without changing any version it pins (scripts/bench.py --torch);
+#     requirements.lock without changing any version it pins (python -m benchmarks --torch);
 #   - with --cuda, the `cuda` extra (JAX's CUDA 12 plugin for the pinned jaxlib and NVIDIA's
 #     libraries) from requirements-cuda.lock, likewise: for a host with an NVIDIA GPU; with
 #     --tpu, the `tpu` extra (libtpu) from requirements-tpu.lock, for a Cloud TPU VM.

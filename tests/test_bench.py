@@ -1,10 +1,8 @@
-"""scripts/bench.py runs and reports; its PyTorch twins have our models' parameter counts
+"""`python -m benchmarks` runs and reports; its PyTorch twins have our models' parameter counts
 (skipped without the `bench` extra)."""
 
 import json
 import os
-import subprocess
-import sys
 
 import jax
 import ml_collections
@@ -14,20 +12,16 @@ import pytest
 
 from research import models
 from research.train.state import init_state
-from tests.conftest import ROOT
-
-sys.path.insert(0, os.path.join(ROOT, "scripts"))
+from tests.conftest import run_program
 
 
 def test_bench_measures_the_step_and_the_pipeline(tfds_dir, tmp_path):
     json_out = tmp_path / "bench.json"
     env = {**os.environ, "TFDS_DATA_DIR": tfds_dir}
-    done = subprocess.run(
-        [sys.executable, "scripts/bench.py", "--config=configs/digits_mlp.py", "--config=lm:size=tiny",
-         "--windows=2",
-         "--window_seconds=0.05", "--warmup_steps=1", "--matmul_size=128", "--e2e_steps=-1",
-         "--startup_config=", f"--json_out={json_out}"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    done = run_program(
+        "benchmarks", "--config=configs/digits_mlp.py", "--config=lm:size=tiny", "--windows=2",
+        "--window_seconds=0.05", "--warmup_steps=1", "--matmul_size=128", "--e2e_steps=-1",
+        "--startup_config=", f"--json_out={json_out}", timeout=120, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(json_out.read_text())
     row, lm_row = report["results"]
@@ -70,13 +64,13 @@ def tiny_transformer():
 ], ids=["mlp", "cnn", "transformer", "lm"])
 def test_torch_twin_has_our_parameter_count_and_trains(model_config, arrays):
     pytest.importorskip("torch")
-    import bench_torch
+    from benchmarks import torch_twins
 
     ours = models.build(model_config, num_classes=5, vocab_size=50)
     one_row = {name: values[:1] for name, values in arrays.items()}
     state = jax.eval_shape(lambda: init_state(ours, optax.adam(1e-3), one_row, seed=0))
-    twin = bench_torch.build(model_config, arrays, num_classes=5, vocab_size=50)
+    twin = torch_twins.build(model_config, arrays, num_classes=5, vocab_size=50)
     assert sum(p.numel() for p in twin.parameters()) == sum(x.size for x in jax.tree.leaves(state.params))
-    steps = bench_torch.TrainSteps(twin, ml_collections.ConfigDict(
+    steps = torch_twins.TrainSteps(twin, ml_collections.ConfigDict(
         {"name": "adam", "lr": 1e-3, "b1": 0.9, "b2": 0.999, "eps": 1e-8, "clip_norm": 0.0}), arrays)
     assert np.isfinite(steps.step().item())

@@ -1,6 +1,6 @@
 """Process-wide settings, applied by a program with one call at start and never on import.
 
-`apply()` is what every program in experiments/ and scripts/bench.py calls first; a notebook
+`apply()` is what every program in experiments/ and benchmarks/ calls first; a notebook
 or a script of your own that wants the same speed calls it too, before its first JAX
 computation. Each setting is in its own module, with the reason for it:
 

@@ -1,5 +1,5 @@
 """PyTorch twins of research's MLP, CNN, Transformer classifier and decoder-only language model,
-for scripts/bench.py.
+the baseline `python -m benchmarks --torch` times beside ours.
 
 Each twin has the layers, sizes, initial-scale conventions and optimizer of the config it
 mirrors and trains on the same arrays; its train step does what ours does that costs
