@@ -76,7 +76,9 @@ def register(method: Method) -> None:
 
 
 def selected(config) -> list[Method]:
-    return [method for method in METHODS if method.selected(config)]
+    """The methods `config` selects; a config without a method's section selects it not (a run
+    older than the method)."""
+    return [method for method in METHODS if method.name in config and method.selected(config)]
 
 
 def tokenizer_source(config) -> str:
