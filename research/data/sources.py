@@ -140,7 +140,7 @@ def load_split(data_config, split: str) -> Split:
         arrays = columns.Records(builder, split, skipped=_SKIPPED_FEATURES)
     loaded = Split(arrays=arrays, num_classes=label_feature.num_classes,
                    class_names=tuple(label_feature.names))
-    return only_classes(loaded, tuple(data_config.get("classes", ())), data_config.name)
+    return only_classes(loaded, tuple(data_config.classes), data_config.name)
 
 
 def only_classes(split: Split, classes: tuple[str, ...], dataset: str) -> Split:
@@ -166,11 +166,11 @@ def only_classes(split: Split, classes: tuple[str, ...], dataset: str) -> Split:
 def in_memory(data_config, num_bytes: int) -> bool:
     """Whether a split of `num_bytes` prepared bytes is held in memory: `data.in_memory`
     true or false, or with "auto" when it is at most `data.in_memory_max_gb`."""
-    choice = str(data_config.get("in_memory", "auto")).lower()  # Runs older than the field: auto.
+    choice = str(data_config.in_memory).lower()
     if choice not in ("auto", "true", "false"):
         raise UserError(f"data.in_memory={data_config.in_memory!r}; use auto, true or false")
     if choice == "auto":
-        return num_bytes <= data_config.get("in_memory_max_gb", 4.0) * 2**30
+        return num_bytes <= data_config.in_memory_max_gb * 2**30
     return choice == "true"
 
 
