@@ -24,28 +24,30 @@ import ml_collections
 
 from configs import common
 
+VARIANTS = {  # :model=NAME: the family, and whether its attention is causal.
+    "transformer": ("transformer", True),  # Causal: what the LM's trunk fits.
+    "lm": ("lm", True),
+    "encoder": ("transformer", False),  # Bidirectional: the MLM's trunk.
+    "mlm": ("transformer", False),  # Pretrained with task=mlm.
+}
+
 
 def transformer_model(name: str, causal: bool = True) -> ml_collections.ConfigDict:
-    model = {"name": name, "max_len": 256, "hidden": 128, "depth": 2, "heads": 4, "mlp_dim": 512,
-             "dropout": 0.1, "dtype": "float32", "param_dtype": "float32", "remat": "none"}
+    """Family `name`'s fields (its defaults, research.models.defaults) at this config's size."""
+    model = common.model_config(name, {}, "text")
+    model.update(max_len=256, hidden=128, depth=2, heads=4, mlp_dim=512, dropout=0.1)
     if name == "transformer":
         model.update(causal=causal, pool="mean")
-    return ml_collections.ConfigDict(model)
-
-
-VARIANTS = {  # :model=NAME
-    "transformer": transformer_model("transformer"),  # Causal: what the LM's trunk fits.
-    "lm": transformer_model("lm"),
-    "encoder": transformer_model("transformer", causal=False),  # Bidirectional: the MLM's trunk.
-    "mlm": transformer_model("transformer", causal=False),  # Pretrained with task=mlm.
-}
+    return model
 
 
 def get_config(arg=None):
     args = common.parse_arg(arg, model="transformer", smoke=False)
     config = common.base_config()
     config.data.update(name="bbc_news", batch_size=32, vocab_size=4000, max_len=256)
-    config.model = common.model_config(args.model, VARIANTS, "text")
+    if args.model not in VARIANTS:
+        raise ValueError(f"unknown model {args.model!r}; this config takes {sorted(VARIANTS)}")
+    config.model = transformer_model(*VARIANTS[args.model])
     config.opt.update(name="adamw", lr=1e-3, schedule="cosine", warmup_steps=100, weight_decay=0.01,
                       clip_norm=1.0)
     config.train.update(epochs=10.0, log_every=20, keep=1)

@@ -15,17 +15,24 @@ pieces to it): train them on a larger corpus of your own (data.name=text_folder)
 them anywhere with --dry_run.
 """
 
-import ml_collections
-
 from configs import common
 
-# size: (hidden, depth, heads, max_len, vocab, batch, dtype, remat)
-SIZES = {
-    "tiny": (16, 1, 2, 64, 400, 16, "float32", "none"),
-    "small": (128, 4, 4, 256, 4000, 32, "float32", "none"),
-    "124m": (768, 12, 12, 1024, 32000, 32, "bfloat16", "block"),
-    "350m": (1024, 24, 16, 1024, 32000, 32, "bfloat16", "block"),
-    "1b": (2048, 18, 16, 1024, 32000, 32, "bfloat16", "block"),
+# Accelerator sizes compute in bfloat16 and recompute each block's activations.
+ACCELERATOR = {"dropout": 0.0, "dtype": "bfloat16", "remat": "block"}
+SIZES = {  # config.model's fields (the others are the lm family's defaults) and config.data's.
+    "tiny": {"model": {"max_len": 64, "hidden": 16, "depth": 1, "heads": 2, "mlp_dim": 64},
+             "data": {"vocab_size": 400, "batch_size": 16}},
+    "small": {"model": {"max_len": 256, "hidden": 128, "depth": 4, "heads": 4, "mlp_dim": 512},
+              "data": {"vocab_size": 4000, "batch_size": 32}},
+    "124m": {"model": {"max_len": 1024, "hidden": 768, "depth": 12, "heads": 12, "mlp_dim": 3072,
+                       **ACCELERATOR},
+             "data": {"vocab_size": 32000, "batch_size": 32}},
+    "350m": {"model": {"max_len": 1024, "hidden": 1024, "depth": 24, "heads": 16, "mlp_dim": 4096,
+                       **ACCELERATOR},
+             "data": {"vocab_size": 32000, "batch_size": 32}},
+    "1b": {"model": {"max_len": 1024, "hidden": 2048, "depth": 18, "heads": 16, "mlp_dim": 8192,
+                     **ACCELERATOR},
+           "data": {"vocab_size": 32000, "batch_size": 32}},
 }
 
 
@@ -33,17 +40,15 @@ def get_config(arg=None):
     args = common.parse_arg(arg, size="small")
     if args.size not in SIZES:
         raise ValueError(f"unknown size {args.size!r}; choose one of {list(SIZES)}")
-    hidden, depth, heads, max_len, vocab, batch, dtype, remat = SIZES[args.size]
+    size = SIZES[args.size]
     config = common.base_config()
-    config.data.update(name="bbc_news", batch_size=batch, vocab_size=vocab, max_len=max_len)
-    config.model = ml_collections.ConfigDict({
-        "name": "lm", "max_len": max_len, "hidden": hidden, "depth": depth, "heads": heads,
-        "mlp_dim": 4 * hidden, "dropout": 0.0 if args.size in ("124m", "350m", "1b") else 0.1,
-        "dtype": dtype, "param_dtype": "float32", "remat": remat})
-    config.opt.update(name="adamw", lr=3e-4 if hidden >= 768 else 1e-3, schedule="cosine",
+    config.data.update(name="bbc_news", max_len=size["model"]["max_len"], **size["data"])
+    config.model = common.model_config("lm", {}, "text")
+    config.model.update(size["model"])
+    config.opt.update(name="adamw", lr=3e-4 if config.model.hidden >= 768 else 1e-3, schedule="cosine",
                       warmup_steps=100, weight_decay=0.1, clip_norm=1.0, b2=0.95)
     config.train.update(epochs=2.0, log_every=20, keep=1, best_metric="eval/test/loss", best_mode="min")
-    config.eval.batch_size = 64 if batch <= 32 else batch
+    config.eval.batch_size = 64 if config.data.batch_size <= 32 else config.data.batch_size
     if args.size == "tiny":
         config.train.update(steps=20, epochs=0.0, log_every=5, eval_every=10)
     return config

@@ -10,7 +10,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from configs import bbc_news, common, digits_mlp, fashion_mnist_cnn, mnist1d
+from configs import bbc_news, common, digits_mlp, fashion_mnist_cnn, lm, mnist1d
 from research import config as config_lib
 from research import export, models, validation
 from research.errors import UserError
@@ -60,6 +60,14 @@ def test_every_family_that_takes_a_configs_data_is_one_argument_away(module, inp
     with pytest.raises(ValueError, match="unknown model 'gru'") if inputs == "image" else \
             pytest.raises(ValueError, match="unknown model 'vit'"):
         module.get_config("model=gru" if inputs == "image" else "model=vit")
+
+
+@pytest.mark.parametrize("size", list(lm.SIZES))
+def test_every_language_model_size_sets_the_lm_familys_fields(size):
+    config = lm.get_config(f"size={size}")
+    assert set(config.model) == {"name", *models.defaults("lm")}
+    assert config.model.mlp_dim == 4 * config.model.hidden and config.data.max_len == config.model.max_len
+    models.build(config.model, num_classes=0, vocab_size=config.data.vocab_size)
 
 
 def test_renaming_the_family_by_flag_says_how_to_switch():

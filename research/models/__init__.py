@@ -2,8 +2,11 @@
 
 Adding a family: a module file here defining a Linen module (a dataclass whose fields are its
 sizes; `num_classes` and `vocab_size`, if it has them, come from the data), and one entry in
-MODELS (or `register(name, cls)` from your own code). Its forward pass takes the input of
-`model_inputs`, keyword inputs such as `mask`, and `train`.
+MODELS (or `register(name, cls)` from your own code). A field whose default is a frozen
+dataclass (the Transformer families' `config`, a `TransformerConfig`) stands for that
+dataclass's fields: `config.model` names them one by one and `build` makes the dataclass from
+them. A family's forward pass takes the input of `model_inputs`, keyword inputs such as
+`mask`, and `train`.
 
 Images [B, H, W, C]: mlp, cnn, resnet, vit. Signals [B, L, C]: cnn1d, gru (and mlp). Token ids
 [B, L] with `mask=`: transformer (a classifier) and lm (a language model).
@@ -54,8 +57,32 @@ MLM_MODELS = {"transformer": MaskedLanguageModel}
 _CLASSIFIER_ONLY = ("pool",)
 
 
+def _groups(cls) -> dict:
+    """`cls`'s fields that stand for a dataclass's fields (such as `config: TransformerConfig`):
+    their names and defaults."""
+    return {f.name: f.default for f in dataclasses.fields(cls)
+            if dataclasses.is_dataclass(f.default) and not isinstance(f.default, type)}
+
+
+def config_fields(cls) -> dict:
+    """The fields a `config.model` of family class `cls` may set, in order, and their defaults
+    (`dataclasses.MISSING` where there is none): its dataclass fields less those the data sets,
+    a field holding a config dataclass replaced by that dataclass's fields."""
+    groups = _groups(cls)
+    fields = {}
+    for f in dataclasses.fields(cls):
+        if f.name in ("parent", "name", *DATA_FIELDS):
+            continue
+        if f.name in groups:
+            fields.update(dataclasses.asdict(groups[f.name]))
+        else:
+            fields[f.name] = f.default
+    return fields
+
+
 def build(model_config, num_classes: int, vocab_size: int | None = None, task: str = "auto") -> nn.Module:
-    """The module named by `model_config.name`, its other fields as constructor arguments.
+    """The module named by `model_config.name`, its other fields as constructor arguments (those
+    of a config dataclass such as `TransformerConfig` gathered into it by name).
     `num_classes` goes to models that have that field (not "lm"); `vocab_size`, the
     tokenizer's, is required by models over token ids and ignored by the others. With
     `task="mlm"` an encoder family builds its masked language model."""
@@ -72,7 +99,7 @@ def build(model_config, num_classes: int, vocab_size: int | None = None, task: s
     if from_data:
         raise UserError(f"model.{from_data[0]} is set from the data, not the config; remove it")
     all_fields = {f.name for f in dataclasses.fields(cls)} - {"parent", "name"}
-    fields = all_fields - set(DATA_FIELDS)
+    fields = set(config_fields(cls))
     unknown = sorted(set(kwargs) - fields)
     if unknown:
         raise UserError(
@@ -80,6 +107,9 @@ def build(model_config, num_classes: int, vocab_size: int | None = None, task: s
             f"To switch a config to another family, name it in the config argument "
             f"(--config=FILE.py:model={model_config.name}): the model starts from that family's "
             "defaults, and --config.model.* flags change them")
+    for group, default in _groups(cls).items():  # Its fields by name, the family's defaults for the rest.
+        kwargs[group] = dataclasses.replace(default, **{k: kwargs.pop(k) for k in dataclasses.asdict(default)
+                                                        if k in kwargs})
     if "num_classes" in all_fields:
         kwargs["num_classes"] = num_classes
     if "vocab_size" in all_fields:
@@ -95,8 +125,7 @@ def defaults(name: str) -> dict:
     model config a config file starts from when switched to this family."""
     if name not in MODELS:
         raise UserError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
-    return {f.name: f.default for f in dataclasses.fields(MODELS[name])
-            if f.name not in ("parent", "name", *DATA_FIELDS) and f.default is not dataclasses.MISSING}
+    return {k: v for k, v in config_fields(MODELS[name]).items() if v is not dataclasses.MISSING}
 
 
 def model_inputs(batch: dict[str, jax.Array]) -> tuple[jax.Array, dict]:

@@ -5,8 +5,11 @@ name, so a classifier started from a language model's checkpoint (`init_from`) l
 trunk and initialises only its head. The Vision Transformer reuses `Block`.
 
 Call both as `model.apply(variables, tokens_BxL, mask=mask_BxL, train=...)`, `mask` True on
-real tokens. Default sizes (hidden 128, 2 blocks of 4 heads, MLP 512 = 4 x hidden, dropout 0.1)
-are a small model that trains on a laptop; `vocab_size` comes from the data's tokenizer.
+real tokens. A family's sizes and precision are one `TransformerConfig` (its field `config`),
+which the registry builds from `config.model` by field name; the text families add `max_len`
+(and the classifier `causal` and `pool`). The defaults (hidden 128, 2 blocks of 4 heads, MLP
+512 = 4 x hidden, dropout 0.1) are a small model that trains on a laptop; `vocab_size` comes
+from the data's tokenizer.
 
 For large models: parameters carry logical axis names (`embed`, `heads`, `kv`, `mlp`, `vocab`)
 that research/parallel/sharding.py maps to mesh axes; `dtype` is the compute type (bfloat16
@@ -14,6 +17,8 @@ keeps float32 parameters, LayerNorm statistics, softmax and logits); `remat` rec
 block's activations in the backward pass instead of keeping them ("block": all but its matmul
 outputs, "full": everything).
 """
+
+import dataclasses
 
 import flax.linen as nn
 import jax
@@ -30,22 +35,44 @@ REMAT_POLICIES = {  # What a rematerialised block keeps for the backward pass.
 }
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TransformerConfig:
+    """A stack of pre-LayerNorm blocks: the `config.model` fields every Transformer family has
+    (lm, transformer, vit), each set by name (`--config.model.depth=4`). Frozen, so a model
+    holding it stays hashable (jit takes models as static arguments)."""
+
+    hidden: int = 128  # Width of the residual stream.
+    depth: int = 2  # Blocks.
+    heads: int = 4
+    mlp_dim: int = 512  # The MLP's hidden units.
+    dropout: float = 0.1
+    dtype: str = "float32"  # Compute type (DTYPES).
+    param_dtype: str = "float32"
+    remat: str = "none"  # none | block | full (REMAT_POLICIES).
+
+    @property
+    def types(self) -> dict:
+        """The compute and parameter types, as Flax layers take them."""
+        return {"dtype": self.dtype, "param_dtype": self.param_dtype}
+
+
 def named(init, *names: str | None):
     """`init` whose parameter carries logical axis names (for sharding.LOGICAL_RULES)."""
     return nn.with_logical_partitioning(init, names)
 
 
-def check_precision(dtype: str, param_dtype: str, remat: str) -> None:
-    for key, value in (("dtype", dtype), ("param_dtype", param_dtype)):
+def check_precision(config: TransformerConfig) -> None:
+    for key, value in (("dtype", config.dtype), ("param_dtype", config.param_dtype)):
         if value not in DTYPES:
             raise UserError(f"model.{key}={value!r}; choose one of {list(DTYPES)} (--config.model.{key})")
-    if remat not in ("none", *REMAT_POLICIES):
-        raise UserError(f"model.remat={remat!r}; choose one of {['none', *REMAT_POLICIES]} "
+    if config.remat not in ("none", *REMAT_POLICIES):
+        raise UserError(f"model.remat={config.remat!r}; choose one of {['none', *REMAT_POLICIES]} "
                         "(--config.model.remat)")
 
 
 def block_class(remat: str):
-    """`Block`, or `Block` rematerialised by the named policy; call it as (x, mask, train)."""
+    """`Block`, or `Block` rematerialised by the named policy; make it as (config) and call it
+    as (x, mask, train)."""
     if remat == "none":
         return Block
     # Module, x, attention_mask, train: `train` (argument 3) chooses code, so it is static.
@@ -64,24 +91,22 @@ def _weights_times_values(subscripts: str, weights_BxHxQxK: jax.Array,
 
 
 class Block(nn.Module):
-    """Pre-LayerNorm Transformer block: x + attention(norm(x)), then x + mlp(norm(x))."""
+    """Pre-LayerNorm Transformer block: x + attention(norm(x)), then x + mlp(norm(x)). It reads
+    `config`'s heads, mlp_dim, dropout and types; its width is its input's."""
 
-    heads: int
-    mlp_dim: int
-    dropout: float = 0.0
-    dtype: str = "float32"
-    param_dtype: str = "float32"
+    config: TransformerConfig
 
     @nn.compact
     def __call__(self, x_BxLxD: jax.Array, attention_mask: jax.Array | None = None,
                  train: bool = False) -> jax.Array:
         """`attention_mask` broadcasts to [B, heads, L_query, L_key], True where attention is allowed."""
+        config = self.config
         hidden = x_BxLxD.shape[-1]
-        types = {"dtype": self.dtype, "param_dtype": self.param_dtype}
+        types = config.types
         dense = nn.initializers.lecun_normal()
         y = nn.LayerNorm(name="attention_norm", **types)(x_BxLxD)
         y = nn.MultiHeadDotProductAttention(
-            self.heads, dropout_rate=self.dropout, deterministic=not train, name="attention",
+            config.heads, dropout_rate=config.dropout, deterministic=not train, name="attention",
             kernel_init=named(dense, "embed", "heads", "kv"),
             bias_init=named(nn.initializers.zeros, "heads", "kv"),
             out_kernel_init=named(dense, "heads", "kv", "embed"),
@@ -92,14 +117,14 @@ class Block(nn.Module):
             qk_attn_weights_einsum_cls=lambda: jnp.einsum,
             attn_weights_value_einsum_cls=lambda: _weights_times_values,
         )(y, mask=attention_mask)
-        x = x_BxLxD + nn.Dropout(self.dropout, deterministic=not train)(y)
+        x = x_BxLxD + nn.Dropout(config.dropout, deterministic=not train)(y)
         y = nn.LayerNorm(name="mlp_norm", **types)(x)
-        y = nn.gelu(nn.Dense(self.mlp_dim, name="mlp_in", kernel_init=named(dense, "embed", "mlp"),
+        y = nn.gelu(nn.Dense(config.mlp_dim, name="mlp_in", kernel_init=named(dense, "embed", "mlp"),
                              bias_init=named(nn.initializers.zeros, "mlp"), **types)(y))
-        y = nn.Dropout(self.dropout, deterministic=not train)(y)
+        y = nn.Dropout(config.dropout, deterministic=not train)(y)
         y = nn.Dense(hidden, name="mlp_out", kernel_init=named(dense, "mlp", "embed"),
                      bias_init=named(nn.initializers.zeros, "embed"), **types)(y)
-        return x + nn.Dropout(self.dropout, deterministic=not train)(y)
+        return x + nn.Dropout(config.dropout, deterministic=not train)(y)
 
 
 class Trunk(nn.Module):
@@ -107,38 +132,31 @@ class Trunk(nn.Module):
 
     vocab_size: int
     max_len: int
-    hidden: int
-    depth: int
-    heads: int
-    mlp_dim: int
-    dropout: float
     causal: bool
-    dtype: str = "float32"
-    param_dtype: str = "float32"
-    remat: str = "none"
+    config: TransformerConfig
 
     @nn.compact
     def __call__(self, tokens_BxL: jax.Array, mask_BxL: jax.Array, *, train: bool) -> jax.Array:
-        check_precision(self.dtype, self.param_dtype, self.remat)
+        config = self.config
+        check_precision(config)
         length = tokens_BxL.shape[1]
         if length > self.max_len:
             raise UserError(f"sequences of {length} tokens are longer than the model's max_len "
                             f"{self.max_len}; raise --config.model.max_len or shorten data.max_len")
-        types = {"dtype": self.dtype, "param_dtype": self.param_dtype}
-        x_BxLxD = nn.Embed(self.vocab_size, self.hidden, embedding_init=named(EMBED_INIT, "vocab", "embed"),
+        types = config.types
+        x_BxLxD = nn.Embed(self.vocab_size, config.hidden, embedding_init=named(EMBED_INIT, "vocab", "embed"),
                            name="token_embed", **types)(tokens_BxL)
-        x_BxLxD += nn.Embed(self.max_len, self.hidden, embedding_init=EMBED_INIT,
+        x_BxLxD += nn.Embed(self.max_len, config.hidden, embedding_init=EMBED_INIT,
                             name="position_embed", **types)(jnp.arange(length))[None]
-        x_BxLxD = nn.Dropout(self.dropout, deterministic=not train)(x_BxLxD)
+        x_BxLxD = nn.Dropout(config.dropout, deterministic=not train)(x_BxLxD)
         # Padding is masked as a key only: a padded query attends to real tokens, and its output
         # is ignored by the heads and losses.
         attention_mask_Bx1xLxL = mask_BxL[:, None, None, :]
         if self.causal:
             attention_mask_Bx1xLxL = attention_mask_Bx1xLxL & jnp.tril(jnp.ones((length, length), bool))
-        block = block_class(self.remat)
-        for i in range(self.depth):
-            x_BxLxD = block(self.heads, self.mlp_dim, self.dropout, name=f"block_{i}", **types)(
-                x_BxLxD, attention_mask_Bx1xLxL, train)
+        block = block_class(config.remat)
+        for i in range(config.depth):
+            x_BxLxD = block(config, name=f"block_{i}")(x_BxLxD, attention_mask_Bx1xLxL, train)
         return nn.LayerNorm(name="final_norm", **types)(x_BxLxD)
 
 
@@ -156,14 +174,7 @@ class LanguageModel(nn.Module):
 
     vocab_size: int
     max_len: int = 512
-    hidden: int = 128
-    depth: int = 2
-    heads: int = 4
-    mlp_dim: int = 512
-    dropout: float = 0.1
-    dtype: str = "float32"
-    param_dtype: str = "float32"
-    remat: str = "none"
+    config: TransformerConfig = TransformerConfig()
 
     @nn.compact
     def __call__(self, tokens_BxL: jax.Array, *, mask: jax.Array | None = None,
@@ -175,11 +186,9 @@ def _token_logits(model, tokens_BxL: jax.Array, mask: jax.Array | None, train: b
                   head: str) -> jax.Array:
     """Logits [B, L, vocab_size] of `model`'s trunk ("trunk") and a token head named `head`, made
     inside `model`'s compact call (so their parameters are its own)."""
-    x_BxLxD = Trunk(model.vocab_size, model.max_len, model.hidden, model.depth, model.heads,
-                    model.mlp_dim, model.dropout, causal=causal, dtype=model.dtype,
-                    param_dtype=model.param_dtype, remat=model.remat, name="trunk")(
+    x_BxLxD = Trunk(model.vocab_size, model.max_len, causal=causal, config=model.config, name="trunk")(
         tokens_BxL, _real_tokens(tokens_BxL, mask), train=train)
-    logits_BxLxV = nn.Dense(model.vocab_size, name=head, dtype=model.dtype, param_dtype=model.param_dtype,
+    logits_BxLxV = nn.Dense(model.vocab_size, name=head, **model.config.types,
                             kernel_init=named(nn.initializers.lecun_normal(), "embed", "vocab"),
                             bias_init=named(nn.initializers.zeros, "vocab"))(x_BxLxD)
     return logits_BxLxV.astype(jnp.float32)  # The loss and its softmax in float32.
@@ -193,15 +202,8 @@ class MaskedLanguageModel(nn.Module):
 
     vocab_size: int
     max_len: int = 512
-    hidden: int = 128
-    depth: int = 2
-    heads: int = 4
-    mlp_dim: int = 512
-    dropout: float = 0.1
+    config: TransformerConfig = TransformerConfig()
     causal: bool = False
-    dtype: str = "float32"
-    param_dtype: str = "float32"
-    remat: str = "none"
 
     @nn.compact
     def __call__(self, tokens_BxL: jax.Array, *, mask: jax.Array | None = None,
@@ -222,16 +224,9 @@ class TransformerClassifier(nn.Module):
     num_classes: int
     vocab_size: int
     max_len: int = 512
-    hidden: int = 128
-    depth: int = 2
-    heads: int = 4
-    mlp_dim: int = 512
-    dropout: float = 0.1
+    config: TransformerConfig = TransformerConfig()
     causal: bool = False
     pool: str = "mean"
-    dtype: str = "float32"
-    param_dtype: str = "float32"
-    remat: str = "none"
 
     @nn.compact
     def __call__(self, tokens_BxL: jax.Array, *, mask: jax.Array | None = None,
@@ -240,10 +235,8 @@ class TransformerClassifier(nn.Module):
             raise UserError(f"unknown pool {self.pool!r}; choose one of {list(POOLS)} "
                             "with --config.model.pool")
         mask_BxL = _real_tokens(tokens_BxL, mask)
-        x_BxLxD = Trunk(self.vocab_size, self.max_len, self.hidden, self.depth, self.heads,
-                        self.mlp_dim, self.dropout, self.causal, dtype=self.dtype,
-                        param_dtype=self.param_dtype, remat=self.remat, name="trunk")(
-            tokens_BxL, mask_BxL, train=train)
+        trunk = Trunk(self.vocab_size, self.max_len, causal=self.causal, config=self.config, name="trunk")
+        x_BxLxD = trunk(tokens_BxL, mask_BxL, train=train)
         if self.pool == "mean":
             weights_BxL = mask_BxL.astype(x_BxLxD.dtype)
             count_Bx1 = jnp.maximum(weights_BxL.sum(axis=1, keepdims=True), 1.0)
@@ -252,6 +245,5 @@ class TransformerClassifier(nn.Module):
             length = mask_BxL.shape[1]
             last_B = length - 1 - jnp.argmax(mask_BxL[:, ::-1], axis=1)
             x_BxD = jnp.take_along_axis(x_BxLxD, last_B[:, None, None], axis=1)[:, 0]
-        logits_BxK = nn.Dense(self.num_classes, name="classifier_head", dtype=self.dtype,
-                              param_dtype=self.param_dtype)(x_BxD)
+        logits_BxK = nn.Dense(self.num_classes, name="classifier_head", **self.config.types)(x_BxD)
         return logits_BxK.astype(jnp.float32)

@@ -1,3 +1,4 @@
+import dataclasses
 import functools
 
 import flax.linen as nn
@@ -10,6 +11,7 @@ from flax import traverse_util
 
 from research import models
 from research.errors import UserError
+from research.models.transformer import TransformerConfig
 
 TINY = {"max_len": 16, "hidden": 8, "depth": 2, "heads": 2, "mlp_dim": 16}
 VOCAB = 11
@@ -18,6 +20,15 @@ VOCAB = 11
 def build(name, **fields):
     config = ml_collections.ConfigDict({"name": name, **TINY, **fields})
     return models.build(config, num_classes=3, vocab_size=VOCAB)
+
+
+def test_sizes_are_one_transformer_config_gathered_by_field_name():
+    model = build("transformer", causal=True, remat="block")
+    assert model.config == TransformerConfig(hidden=8, depth=2, heads=2, mlp_dim=16, remat="block")
+    assert (model.max_len, model.causal, model.pool) == (16, True, "mean")
+    fields = {"max_len": 512, **dataclasses.asdict(TransformerConfig())}
+    assert models.defaults("lm") == fields
+    assert models.defaults("transformer") == {**fields, "causal": False, "pool": "mean"}
 
 
 def tokens_and_mask(lengths=(8, 5)):
@@ -106,7 +117,7 @@ def test_attention_matches_flax_with_dropout(monkeypatch):
 
     x_BxLxD = jax.random.normal(jax.random.key(0), (2, 8, 8))
     mask = (jnp.arange(8)[None] < jnp.array([8, 5])[:, None])[:, None, None, :]
-    block = transformer.Block(heads=2, mlp_dim=16, dropout=0.25)
+    block = transformer.Block(TransformerConfig(heads=2, mlp_dim=16, dropout=0.25))
     params = block.init(jax.random.key(1), x_BxLxD, attention_mask=mask, train=False)
 
     def run(x):

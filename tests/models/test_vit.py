@@ -7,6 +7,7 @@ import pytest
 
 from research import models
 from research.errors import UserError
+from research.models.transformer import TransformerConfig
 
 
 def test_default_sizes():
@@ -18,6 +19,12 @@ def test_default_sizes():
     assert sorted(k for k in params if k.startswith("block_")) == ["block_0", "block_1", "block_2", "block_3"]
     assert params["block_0"]["mlp_in"]["kernel"].shape == (64, 128)
     assert sum(leaf.size for leaf in jax.tree.leaves(params)) == 139_018
+
+
+def test_fields_left_unset_keep_the_vits_defaults_not_the_text_families():
+    model = models.build(ml_collections.ConfigDict({"name": "vit", "hidden": 8}), num_classes=3)
+    assert model.config == TransformerConfig(hidden=8, depth=4, heads=4, mlp_dim=128, dropout=0.0)
+    assert (model.patch_size, model.pool) == (4, "cls")
 
 
 @pytest.mark.parametrize("pool", ["cls", "mean"])
