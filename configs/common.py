@@ -80,6 +80,10 @@ def base_config() -> ml_collections.ConfigDict:
     config.eval = ml_collections.ConfigDict()
     config.eval.split = "test"
     config.eval.batch_size = 1000
+    # At most this many batches of the split in every evaluation, the final one included (0: the
+    # whole split): a smoke run of a large model need not evaluate all of it. results.json says so;
+    # experiments.evaluate reads the whole split.
+    config.eval.max_batches = 0
 
     config.mesh = ml_collections.ConfigDict()
     config.mesh.num_devices = 0  # 0: every local device.

@@ -1,5 +1,6 @@
 """Evaluation: one pass of the eval step over a split, every example exactly once."""
 
+import itertools
 import os
 
 import jax
@@ -15,11 +16,14 @@ from research.run import restore
 from research.train import metric_writer, steps
 
 
-def accumulate(eval_step, variables, split: Split, *, batch_size: int, mesh) -> dict:
-    """The eval step's sums over every example of `split`, on the host."""
+def accumulate(eval_step, variables, split: Split, *, batch_size: int, mesh,
+               max_batches: int = 0) -> dict:
+    """The eval step's sums over every example of `split` (of its first `max_batches` batches
+    when above 0), on the host."""
     totals, in_flight = None, InFlight()
     rows = sharding.process_rows(mesh, batch_size)
-    for batch in pipeline.eval_batches(split.arrays, batch_size=batch_size, rows=rows):
+    batches = pipeline.eval_batches(split.arrays, batch_size=batch_size, rows=rows)
+    for batch in itertools.islice(batches, max_batches or None):
         sums = eval_step(variables, sharding.put_batch(batch, mesh))
         totals = sums if totals is None else jax.tree.map(lambda a, b: a + b, totals, sums)
         in_flight.add(totals)
@@ -34,9 +38,11 @@ def evaluate(eval_step, task, variables, split: Split, *, batch_size: int,
 
 
 def final_results(step: int, steps_per_epoch: int, split_name: str, summary: dict,
-                  confusion: np.ndarray | None) -> dict:
-    """What a finished run's results.json holds."""
-    return {"step": step, "epochs": step / steps_per_epoch,
+                  confusion: np.ndarray | None, max_batches: int = 0) -> dict:
+    """What a finished run's results.json holds (with `eval_max_batches` when the evaluation
+    read only that many batches of the split)."""
+    capped = {"eval_max_batches": max_batches} if max_batches else {}
+    return {"step": step, "epochs": step / steps_per_epoch, **capped,
             **metrics.named_eval(summary, split_name, confusion)}
 
 

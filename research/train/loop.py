@@ -183,8 +183,7 @@ def _train(config, experiment: Experiment, group: Group, state, steps: Steps, ba
         last_eval = (step, evaluate_runs(steps.eval, state, experiment, config, group))
     if progress.stopped_early is not None:
         logging.info("stopped early at step %d: %s", step, early_stop_reason(progress, config.train))
-    results = finish_runs(group, sessions, progress, last_eval, experiment, config.eval.split, config.train,
-                          state)
+    results = finish_runs(group, sessions, progress, last_eval, experiment, config.eval, config.train, state)
     if primary and all(result["status"] == "finished" for result in results):
         group.finished(experiment, state)
     for mirror, result in zip(mirrors, results, strict=True):
@@ -228,10 +227,10 @@ def early_stop_reason(progress: "Progress", train_config) -> str:
 
 
 def finish_runs(group: Group, sessions: list[dict], progress: "Progress", last_eval: tuple,
-                experiment: Experiment, split_name: str, train_config, state) -> list[dict]:
+                experiment: Experiment, eval_config, train_config, state) -> list[dict]:
     """Each run's results (and, from the first process, its results.json, plots and finished
     session); a run whose metrics turned non-finite is recorded as failed instead."""
-    results, primary = [], distributed.is_primary()
+    results, primary, split_name = [], distributed.is_primary(), eval_config.split
     for k, (workdir, session) in enumerate(zip(group.workdirs, sessions, strict=True)):
         if progress.diverged[k] is not None:
             message = f"non-finite training metrics by step {progress.diverged[k]}"
@@ -241,7 +240,7 @@ def finish_runs(group: Group, sessions: list[dict], progress: "Progress", last_e
             continue
         summary, confusion = last_eval[1][k]
         final = evaluation.final_results(last_eval[0], experiment.steps_per_epoch, split_name, summary,
-                                         confusion)
+                                         confusion, eval_config.max_batches)
         if experiment.report is not None:
             final.update(experiment.report(*group.split((state.params, state.opt_state))[k]))
         if progress.stopped_early is not None:
@@ -398,7 +397,8 @@ def write_train_metrics(writers, progress: Progress, window: Window, step: int, 
 def evaluate_runs(eval_step, state, experiment: Experiment, config, group: Group) -> list[tuple]:
     """Each run's (summary, confusion matrix) on the configured split."""
     totals = evaluation.accumulate(eval_step, state.variables, experiment.eval_data,
-                                   batch_size=config.eval.batch_size, mesh=experiment.mesh)
+                                   batch_size=config.eval.batch_size, mesh=experiment.mesh,
+                                   max_batches=config.eval.max_batches)
     return [experiment.task.summarize(run_totals) for run_totals in group.split(totals)]
 
 

@@ -287,3 +287,14 @@ def test_profile_steps_writes_a_trace_of_those_steps(digits_config, tmp_path):
     digits_config.train.profile_steps = "8:4"
     with pytest.raises(UserError, match=r"train.profile_steps='8:4'; write START:END"):
         loop.train_and_evaluate(digits_config, str(tmp_path / "bad"))
+
+
+def test_eval_max_batches_caps_every_evaluation_and_results_say_so(digits_config, tmp_path):
+    digits_config.train.update(steps=10, eval_every=5, checkpoint_every=10)
+    digits_config.eval.update(batch_size=64, max_batches=2)
+    results = loop.train_and_evaluate(digits_config, str(tmp_path / "capped"))
+    assert results["eval_max_batches"] == 2
+    assert np.sum(results["eval/test/confusion_matrix"]) == 128  # Two batches of the test split.
+    digits_config.eval.max_batches = 0
+    whole = loop.train_and_evaluate(digits_config, str(tmp_path / "whole"))
+    assert "eval_max_batches" not in whole and np.sum(whole["eval/test/confusion_matrix"]) > 128
