@@ -188,10 +188,13 @@ def _token_logits(model, tokens_BxL: jax.Array, mask: jax.Array | None, train: b
     inside `model`'s compact call (so their parameters are its own)."""
     x_BxLxD = Trunk(model.vocab_size, model.max_len, causal=causal, config=model.config, name="trunk")(
         tokens_BxL, _real_tokens(tokens_BxL, mask), train=train)
-    logits_BxLxV = nn.Dense(model.vocab_size, name=head, **model.config.types,
+    # The head's matmul in float32 whatever the compute type: the loss and its softmax read the
+    # logits at full precision, not a bfloat16 product cast up after the fact.
+    logits_BxLxV = nn.Dense(model.vocab_size, name=head, dtype=jnp.float32,
+                            param_dtype=model.config.param_dtype,
                             kernel_init=named(nn.initializers.lecun_normal(), "embed", "vocab"),
                             bias_init=named(nn.initializers.zeros, "vocab"))(x_BxLxD)
-    return logits_BxLxV.astype(jnp.float32)  # The loss and its softmax in float32.
+    return logits_BxLxV
 
 
 class MaskedLanguageModel(nn.Module):
@@ -245,5 +248,5 @@ class TransformerClassifier(nn.Module):
             length = mask_BxL.shape[1]
             last_B = length - 1 - jnp.argmax(mask_BxL[:, ::-1], axis=1)
             x_BxD = jnp.take_along_axis(x_BxLxD, last_B[:, None, None], axis=1)[:, 0]
-        logits_BxK = nn.Dense(self.num_classes, name="classifier_head", **self.config.types)(x_BxD)
-        return logits_BxK.astype(jnp.float32)
+        return nn.Dense(self.num_classes, name="classifier_head", dtype=jnp.float32,  # As _token_logits.
+                        param_dtype=self.config.param_dtype)(x_BxD)

@@ -170,6 +170,8 @@ def test_bfloat16_computes_in_bfloat16_and_keeps_float32_parameters_and_logits()
     assert half.dtype == jnp.float32  # The loss's softmax reads float32 logits.
     mlp_out = intermediates["intermediates"]["trunk"]["block_0"]["mlp_in"]["__call__"][0]
     assert mlp_out.dtype == jnp.bfloat16
+    # The head's own matmul is float32 (not a bfloat16 product cast up afterwards).
+    assert intermediates["intermediates"]["lm_head"]["__call__"][0].dtype == jnp.float32
     np.testing.assert_allclose(half, full, atol=0.05)
     assert not np.array_equal(half, full)
     bf16_params = jax.eval_shape(functools.partial(build("lm", param_dtype="bfloat16").init, train=False),
