@@ -64,7 +64,11 @@ def plan(config) -> dict:
     return {
         "mesh": dict(mesh.shape), "parameters": parameters,
         "flops_per_token": model_flops_per_token(parameters, config.model, config.data.vocab_size, length),
-        "xla_flops_per_token": float(cost.get("flops", math.nan)) * mesh.size / tokens,
+        # XLA counts a loop's body once: with k microbatches, the scanned forward and backward
+        # passes count k times (the optimizer's update after the loop then counts k times too,
+        # a small overcount beside them).
+        "xla_flops_per_token": float(cost.get("flops", math.nan)) * config.train.grad_accum_steps
+                               * mesh.size / tokens,
         "bytes_per_device": {
             "params": sharding.per_device_bytes(abstract.params),
             "opt_state": sharding.per_device_bytes(abstract.opt_state),

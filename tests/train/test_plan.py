@@ -38,3 +38,12 @@ def test_the_dry_run_prints_the_plan_without_a_workdir():
     report = json.loads(result.stdout)
     assert report["mesh"] == {"data": 2, "fsdp": 2, "tensor": 1}
     assert report["parameters"] > 0
+
+
+def test_xla_flops_per_token_holds_under_gradient_accumulation():
+    config = tiny(num_devices=1, data=1)
+    config.data.batch_size = 8
+    whole = plan.plan(config)["xla_flops_per_token"]
+    config.train.grad_accum_steps = 4
+    accumulated = plan.plan(config)["xla_flops_per_token"]
+    assert abs(accumulated - whole) / whole < 0.1, (whole, accumulated)
