@@ -114,9 +114,7 @@ class Pruning:
 
         def update(updates, state: PruneState, params):
             step = state.count + 1  # The update this one makes the count of.
-            # What optax.apply_updates makes of them: the params the masks are ranked on.
-            updated = jax.tree.map(lambda p, u: jnp.asarray(p + u).astype(jnp.asarray(p).dtype),
-                                   params, updates)
+            updated = optax.apply_updates(params, updates)  # The params the masks are ranked on.
             masks = jax.lax.cond(self.updates_at(step),
                                  lambda: self.new_masks(updated, self.sparsity_at(step)), lambda: state.masks)
             flat_masks = traverse_util.flatten_dict(masks, sep="/")

@@ -22,7 +22,7 @@ def quantized_model(exp, variables: dict, mode: str, calibration: list[dict]) ->
 def calibration_data(config, exp, count: int = CALIBRATION_BATCHES) -> list[dict]:
     """The first `count` training batches of the run's seed, as the data pipeline gives them:
     what int8 activation scales are calibrated on, by Qwix here and by onnxruntime's quantizer
-    for an int8 ONNX export (research/serve/export.py)."""
+    for an int8 ONNX export (research/export/)."""
     batches = pipeline.train_batches(exp.train_data.arrays, batch_size=config.data.batch_size,
                                      seed=config.seed)
     return [next(batches) for _ in range(count)]
