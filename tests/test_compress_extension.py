@@ -47,7 +47,7 @@ class PenalisedLoss:
 
 
 @dataclasses.dataclass(frozen=True)
-class FreezeAndPenalise:
+class FreezeAndPenalise(compress.Method):
     name: str = "freeze"
     vectorizable: bool = True
 
@@ -72,9 +72,6 @@ class FreezeAndPenalise:
 
     def report(self, params, opt_state) -> dict:
         return {"frozen": {"pattern": "Dense_0", "params": int(np.size(params["Dense_0"]["kernel"]))}}
-
-    def tokenizer_source(self, config) -> str:
-        return ""
 
 
 def test_a_new_method_trains_through_the_unchanged_core(digits_config, tmp_path, monkeypatch):

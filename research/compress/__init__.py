@@ -9,60 +9,11 @@ which. A new method is a module here with a `Method` and one entry in METHODS (o
 `register(method)` from your own code), plus its config fields.
 """
 
-import dataclasses
-from collections.abc import Callable
-from typing import Any, Protocol
-
-import flax.linen as nn
-import jax
-import optax
-
-from research import tasks
 from research.compress import distill, prune, qat
+from research.compress.method import Context, Method, Parts
 
-
-@dataclasses.dataclass(frozen=True)
-class Parts:
-    """What a method may wrap."""
-
-    model: nn.Module
-    loss: tasks.Loss
-    tx: optax.GradientTransformation
-
-
-@dataclasses.dataclass(frozen=True)
-class Context:
-    """What a method may read besides the config: the run's task and data, its mesh and
-    length, and the means to read another run's checkpoint (given by research/run, which
-    holds the only Orbax code)."""
-
-    task: tasks.Task
-    example_batch: dict  # One row of zeros shaped like the training data.
-    num_outputs: int
-    vocab_size: int | None
-    mesh: jax.sharding.Mesh
-    total_steps: int
-    # (workdir, "best" | "latest" | step) -> (step, {"params": ..., **model_state}) on the host.
-    load_variables: Callable[[str, str], tuple[int, dict]]
-
-
-class Method(Protocol):
-    """A compression method: `name` is its config section."""
-
-    name: str
-    vectorizable: bool  # Whether runs stacked in a vectorized sweep group may use it.
-
-    def selected(self, config) -> bool: ...
-
-    def apply(self, config, parts: Parts, context: Context) -> Parts: ...
-
-    def report(self, params, opt_state) -> dict[str, Any]:
-        """What the method adds to a finished run's results.json ({}: nothing)."""
-        ...
-
-    def tokenizer_source(self, config) -> str:
-        """The workdir of a run whose tokenizer this run must read text with ("": none)."""
-        ...
+__all__ = ["METHODS", "Context", "Method", "Parts", "apply", "register", "reports", "selected",
+           "tokenizer_source"]
 
 
 METHODS: list[Method] = [qat.METHOD, distill.METHOD, prune.METHOD]

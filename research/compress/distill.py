@@ -13,7 +13,6 @@ logical axes like the student's), so a run still compiles one train step. Logged
 
 import dataclasses
 import os
-from typing import Any
 
 import flax.linen as nn
 import jax
@@ -22,6 +21,7 @@ import numpy as np
 
 from research import models, tasks
 from research import workdir as workdir_lib
+from research.compress.method import Method
 from research.errors import UserError
 from research.models import model_inputs
 from research.parallel import sharding
@@ -138,7 +138,7 @@ def kl_divergence(student_logits: jax.Array, teacher_logits: jax.Array, batch: d
 
 
 @dataclasses.dataclass(frozen=True)
-class DistillMethod:
+class DistillMethod(Method):
     """`distill.teacher` names a finished run: the loss becomes `DistillationLoss`."""
 
     name: str = "distill"
@@ -151,9 +151,6 @@ class DistillMethod:
         teacher = load(config, context.mesh, context.example_batch, context.num_outputs,
                        context.vocab_size, context.load_variables)
         return dataclasses.replace(parts, loss=DistillationLoss(parts.loss, teacher, context.task))
-
-    def report(self, params, opt_state) -> dict[str, Any]:
-        return {}
 
     def tokenizer_source(self, config) -> str:
         """A student reads text with its teacher's tokenizer."""

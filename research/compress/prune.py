@@ -33,6 +33,7 @@ import optax
 from flax import traverse_util
 
 from research import optim
+from research.compress.method import Method
 from research.errors import UserError
 
 SCOPES = ("layer", "global")
@@ -166,7 +167,7 @@ def report(params, masks) -> dict:
 
 
 @dataclasses.dataclass(frozen=True)
-class PruneMethod:
+class PruneMethod(Method):
     """`prune.target_sparsity` above 0: the optimizer's updates pass through `Pruning.masked`."""
 
     name: str = "prune"
@@ -181,9 +182,6 @@ class PruneMethod:
 
     def report(self, params, opt_state) -> dict:
         return {"pruning": report(params, masks_of(opt_state))}
-
-    def tokenizer_source(self, config) -> str:
-        return ""
 
 
 METHOD = PruneMethod()

@@ -2,15 +2,15 @@
 quantization (research/compress/quantize.py); Qwix is imported only by runs that use it."""
 
 import dataclasses
-from typing import Any
 
+from research.compress.method import Method
 from research.errors import UserError
 
 MODES = ("", "qat")
 
 
 @dataclasses.dataclass(frozen=True)
-class QatMethod:
+class QatMethod(Method):
     name: str = "quant"
     vectorizable: bool = True
 
@@ -25,12 +25,6 @@ class QatMethod:
         import research.compress.quantize as quantize  # Qwix, only for runs that use it.
 
         return dataclasses.replace(parts, model=quantize.qat_model(parts.model, config.quant))
-
-    def report(self, params, opt_state) -> dict[str, Any]:
-        return {}
-
-    def tokenizer_source(self, config) -> str:
-        return ""
 
 
 METHOD = QatMethod()

@@ -142,21 +142,24 @@ class Checkpoints:
         """The saved train state as a tree of arrays on this process's first device, without a
         target (for inspection and for warm starts from runs of another config), whatever the
         devices of the process that wrote it."""
-        with ocp.StandardCheckpointer() as reader:
-            saved = reader.metadata(os.path.join(self.directory, str(step), "state")).item_metadata.tree
+        saved = self._saved_tree(step)
         one_device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
         target = jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=one_device),
                               saved)
         return self._manager.restore(
             step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target))).state
 
+    def _saved_tree(self, step: int):
+        """The shapes and dtypes of the train state saved at `step` (its metadata, no arrays)."""
+        with ocp.StandardCheckpointer() as reader:
+            return reader.metadata(os.path.join(self.directory, str(step), "state")).item_metadata.tree
+
     def _check_layout(self, step: int, abstract_state) -> None:
         """Refuses a readable checkpoint whose train state has other arrays than `abstract_state`
         (another config, or a layout an older version saved), which would otherwise look unreadable
         and be moved aside."""
         try:
-            with ocp.StandardCheckpointer() as reader:
-                saved = reader.metadata(os.path.join(self.directory, str(step), "state")).item_metadata.tree
+            saved = self._saved_tree(step)
         except Exception:  # noqa: BLE001  Unreadable metadata: the restore reports it.
             return
         # Shapes, not paths: Orbax may store an optimizer state's named tuples as other containers.

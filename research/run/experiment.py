@@ -83,8 +83,7 @@ def build(config, workdir: str | None = None) -> Experiment:
         raise UserError(f"task=binary needs two classes; {config.data.name!r} has {train_data.num_classes}")
     num_outputs = task.outputs(train_data.num_classes)
     model = models.build(config.model, num_outputs, vocab_size=vocab_size, task=config.task)
-    example = {name: np.zeros((1, *values.shape[1:]), values.dtype)
-               for name, values in train_data.arrays.items()}
+    example = one_row(train_data.arrays)
     parts = compress.Parts(model=model, loss=tasks.TaskLoss(task), tx=tx)
     parts = compress.apply(config, parts, compress.Context(
         task=task, example_batch=example, num_outputs=num_outputs, vocab_size=vocab_size, mesh=mesh,
@@ -116,14 +115,25 @@ def field_shardings(model: nn.Module, tx: optax.GradientTransformation, example_
                     mesh: jax.sharding.Mesh) -> dict:
     """Where each array of `initial_fields` lies on `mesh`, from shapes alone: the model's
     logical axis names through the rule table (sharding.state_shardings)."""
+    return jax.tree.map(lambda leaf: leaf.sharding, abstract_fields(model, tx, example_batch, seed, mesh))
+
+
+def abstract_fields(model: nn.Module, tx: optax.GradientTransformation, example_batch: dict, seed: int,
+                    mesh: jax.sharding.Mesh) -> dict:
+    """The shapes, dtypes and shardings of `initial_fields` on `mesh` (a restore's target)."""
     x, inputs = model_inputs(example_batch)
     boxed = jax.eval_shape(lambda: model.init(jax.random.key(0), x, **inputs, train=False))
     logical = nn.get_partition_spec(boxed["params"])
-    abstract = jax.eval_shape(lambda: initial_fields(model, tx, example_batch, seed))
-    return sharding.state_shardings(abstract, logical, mesh)
+    shapes = jax.eval_shape(lambda: initial_fields(model, tx, example_batch, seed))
+    return jax.tree.map(lambda leaf, where: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=where),
+                        shapes, sharding.state_shardings(shapes, logical, mesh))
+
+
+def one_row(arrays: dict) -> dict[str, np.ndarray]:
+    """A one-row batch of zeros shaped like `arrays`' rows: what `initial_fields` needs."""
+    return {name: np.zeros((1, *values.shape[1:]), values.dtype) for name, values in arrays.items()}
 
 
 def example_batch(experiment: Experiment) -> dict[str, np.ndarray]:
-    """A one-row batch of zeros shaped like the training data: what `initial_fields` needs."""
-    return {name: np.zeros((1, *values.shape[1:]), values.dtype)
-            for name, values in experiment.train_data.arrays.items()}
+    """A one-row batch of zeros shaped like the training data."""
+    return one_row(experiment.train_data.arrays)

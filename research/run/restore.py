@@ -5,8 +5,6 @@ prediction, serving and post-training quantization start from."""
 import dataclasses
 import os
 
-import jax
-
 from research import workdir as workdir_lib
 from research.run import checkpoint, experiment
 
@@ -31,10 +29,7 @@ def restore(workdir: str, checkpoint_name: str = "best", *, split_name: str | No
         config.mesh.update(num_devices=1, data=-1, fsdp=1, tensor=1)
     exp = experiment.build(config, workdir)
     example = experiment.example_batch(exp)
-    layout = experiment.field_shardings(exp.model, exp.tx, example, config.seed, exp.mesh)
-    shapes = jax.eval_shape(lambda: experiment.initial_fields(exp.model, exp.tx, example, config.seed))
-    abstract = jax.tree.map(lambda leaf, where: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=where),
-                            shapes, layout)
+    abstract = experiment.abstract_fields(exp.model, exp.tx, example, config.seed, exp.mesh)
     with checkpoint.Checkpoints(os.path.join(workdir, "checkpoints"), read_only=True,
                                 best_metric=config.train.best_metric,
                                 best_mode=config.train.best_mode) as checkpoints:

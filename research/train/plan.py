@@ -13,7 +13,7 @@ from research import models, optim, tasks
 from research.parallel import sharding
 from research.run import experiment
 from research.train import steps
-from research.train.state import TrainState, init_state
+from research.train.state import TrainState
 
 
 def text_example(batch_size: int, length: int) -> dict:
@@ -46,12 +46,11 @@ def plan(config) -> dict:
     tx, schedule = optim.make_optimizer(config.opt, total_steps=max(config.train.steps, 1))
     length = config.data.max_len
     batch = text_example(config.data.batch_size, length)
-    example = {name: jnp.zeros((1, *s.shape[1:]), s.dtype) for name, s in batch.items()}
-    init = lambda: init_state(model, tx, example, config.seed)  # noqa: E731
-    layout = TrainState(**experiment.field_shardings(model, tx, example, config.seed, mesh))
-    placed = lambda leaf, where: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=where)  # noqa: E731
-    abstract = jax.tree.map(placed, jax.eval_shape(init), layout)
-    batch = {name: placed(s, sharding.batch_sharded(mesh)) for name, s in batch.items()}
+    example = experiment.one_row(batch)
+    abstract = TrainState(**experiment.abstract_fields(model, tx, example, config.seed, mesh))
+    layout = jax.tree.map(lambda leaf: leaf.sharding, abstract)
+    batch = {name: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding.batch_sharded(mesh))
+             for name, s in batch.items()}
     train_step = steps.make_train_step(model, tx, schedule, config.seed, task, tasks.TaskLoss(task),
                                        config.train.grad_accum_steps)
     jitted = jax.jit(train_step, donate_argnums=0, out_shardings=(layout, sharding.replicated(mesh)))
