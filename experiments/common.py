@@ -10,7 +10,7 @@ import warnings
 from absl import flags
 from absl import logging as absl_logging
 
-from research.errors import UserError, describe_os_error
+from research.errors import UserError, describe_os_error, error_line
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _PROJECT_DIRS = tuple(os.path.join(_ROOT, name) + os.sep for name in ("research", "experiments"))
@@ -163,7 +163,7 @@ def _exit_with_error(message: str) -> None:
     """The error line, last: what libraries report while the process shuts down (asyncio's
     unretrieved failures and never-awaited writes of an abandoned save, say) follows from it
     and is not printed."""
-    print(f"error: {message}", file=sys.stderr)
+    sys.stderr.write(error_line(message))
     if not _show_tracebacks():
         logging.disable(logging.CRITICAL)
         warnings.simplefilter("ignore")

@@ -43,3 +43,12 @@ def describe_os_error(error: OSError) -> str:
 def os_fix(code: int | None) -> str | None:
     """What a user does about the operating system's error `code`, where we know."""
     return _OS_FIXES.get(code)
+
+
+def error_line(message: str) -> str:
+    """`message` as the program's last stderr line, "error: ..." on a line of its own: a progress
+    bar still open has drawn its line without ending it (tqdm ends it only when closed)."""
+    from tqdm import tqdm  # Imported here: the error types above are imported by every module.
+
+    open_bar = any(not bar.disable for bar in getattr(tqdm, "_instances", ()))
+    return ("\n" if open_bar else "") + f"error: {message}\n"

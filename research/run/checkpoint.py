@@ -222,7 +222,7 @@ def _exit_when_removed(directory: str, message: str, closed: threading.Event) ->
     held = os.stat(directory)
     while not closed.wait(0.5):
         if workdir_lib.gone(directory, held) and not closed.is_set():
-            sys.stderr.write(f"error: {message}\n")
+            sys.stderr.write(errors.error_line(message))
             sys.stderr.flush()
             os._exit(1)
 

@@ -3,6 +3,7 @@ import os
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from research.errors import error_line
 from research.train import loop, metric_writer
 from tests.conftest import StopAfterCalls
 
@@ -40,3 +41,11 @@ def test_a_row_cut_off_mid_write_is_dropped_on_resume(tmp_path):
     writer.close()
     assert metric_writer.read_metrics(workdir) == [
         {"step": 10, "train/loss": 1.5}, {"step": 20, "train/loss": 1.2}, {"step": 30, "train/loss": 1.0}]
+
+
+def test_the_error_line_starts_a_line_of_its_own_while_a_progress_bar_is_open(capsys):
+    assert error_line("boom") == "error: boom\n"
+    with metric_writer.progress_bar(100, 0) as bar:
+        bar.update(40)  # Drawn on stderr, its line not ended.
+        assert error_line("boom") == "\nerror: boom\n"
+    assert error_line("boom") == "error: boom\n"
