@@ -222,13 +222,15 @@ def now() -> str:
 
 
 def record_session(workdir: str, session: dict) -> None:
-    """Adds or updates this process's entry in manifest.json; the environment is refreshed."""
+    """Adds or updates this session's entry (by its "id") in manifest.json; the environment is
+    refreshed. Sessions of older runs have no id and are kept as they are."""
     path = os.path.join(workdir, "manifest.json")
     manifest = {"sessions": []}
     if os.path.exists(path):
         with open(path) as f:
             manifest = json.load(f)
-    sessions = [s for s in manifest["sessions"] if s["started"] != session["started"]]
+    # Not by "started": two sessions of one process can start within its second.
+    sessions = [s for s in manifest["sessions"] if "id" not in s or s["id"] != session["id"]]
     manifest.update(environment())
     manifest["sessions"] = sessions + [session]
     write_json(path, manifest)

@@ -12,6 +12,7 @@ import math
 import os
 import sys
 import time
+import uuid
 
 import jax
 import numpy as np
@@ -106,8 +107,8 @@ def _train(config, experiment: Experiment, group: Group, state, steps: Steps, ba
     layout = {**sharding.describe(experiment.mesh), "per_device_bytes": {
         "params": sharding.per_device_bytes(state.params),
         "opt_state": sharding.per_device_bytes(state.opt_state)}}
-    sessions = [{"started": workdir_lib.now(), "argv": list(sys.argv), "status": "running", "mesh": layout,
-                 **group.session_fields()}
+    sessions = [{"id": uuid.uuid4().hex[:12], "started": workdir_lib.now(), "argv": list(sys.argv),
+                 "status": "running", "mesh": layout, **group.session_fields()}
                 for _ in group.workdirs]
     state, progress, checkpoints = start_or_resume(config, experiment, group, state, batches,
                                                    allow_config_change=allow_config_change)

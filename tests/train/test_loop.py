@@ -14,6 +14,7 @@ import jax
 import numpy as np
 import pytest
 
+from research import workdir as workdir_lib
 from research.errors import UserError
 from research.sweeps.reproduce import final_params
 from research.train import loop
@@ -298,3 +299,13 @@ def test_eval_max_batches_caps_every_evaluation_and_results_say_so(digits_config
     digits_config.eval.max_batches = 0
     whole = loop.train_and_evaluate(digits_config, str(tmp_path / "whole"))
     assert "eval_max_batches" not in whole and np.sum(whole["eval/test/confusion_matrix"]) > 128
+
+
+def test_sessions_started_within_one_second_each_keep_their_entry(tmp_path, monkeypatch):
+    monkeypatch.setattr(workdir_lib, "now", lambda: "2026-12-07T15:00:00+00:00")
+    first, second = ({"id": name, "started": workdir_lib.now(), "status": "running"} for name in "ab")
+    workdir_lib.record_session(str(tmp_path), first)
+    workdir_lib.record_session(str(tmp_path), {**first, "status": "stopped by signal 15"})
+    workdir_lib.record_session(str(tmp_path), second)
+    sessions = read_json(f"{tmp_path}/manifest.json")["sessions"]
+    assert [(s["id"], s["status"]) for s in sessions] == [("a", "stopped by signal 15"), ("b", "running")]
