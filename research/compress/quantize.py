@@ -56,7 +56,9 @@ def calibrate(model, variables: dict, rules: list, batches: list[tuple]) -> dict
     """Activation statistics (`quant_stats`) of `model` over `batches` of (x, inputs)."""
     calibrating = qwix.quantize_model(model, qwix.QtProvider(rules))
     x, inputs = batches[0]
-    stats = calibrating.init(jax.random.key(0), x, **inputs, train=False)["quant_stats"]
+    # Jitted: run eagerly, the init would compile each of the model's operations on its own.
+    stats = jax.jit(lambda x, inputs: calibrating.init(jax.random.key(0), x, **inputs, train=False)[
+        "quant_stats"])(x, inputs)
 
     @jax.jit
     def update(variables, stats, x, inputs):  # Closed over, the weights would be constants XLA folds.
