@@ -1,17 +1,19 @@
-"""PNG figures of a run: learning curves, confusion matrices and a 2-D classifier's predictions."""
+"""PNG figures of a run: learning curves, confusion matrices and a 2-D classifier's predictions.
+
+Figures are made as `matplotlib.figure.Figure` objects, not through pyplot: no global figure
+state (a plot may be drawn from any thread), no backend to choose, and a run that ends does not
+pay for importing pyplot."""
 
 import os
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
+from matplotlib.figure import Figure
 
 
 def learning_curves(rows: list[dict], path: str, title: str = "") -> None:
     """Loss and accuracy against step, train and every eval split found in `rows`."""
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+    fig = Figure(figsize=(11, 4))
+    ax_loss, ax_acc = fig.subplots(1, 2)
     for name in sorted({k for row in rows for k in row}):
         if not name.endswith(("/loss", "/accuracy")):
             continue
@@ -41,7 +43,8 @@ def predictions_2d(points_Nx2: np.ndarray, labels_N: np.ndarray, probability, pa
     ys = np.linspace(low[1] - margin[1], high[1] + margin[1], 200)
     grid_x, grid_y = np.meshgrid(xs, ys)
     field = np.asarray(probability(np.stack([grid_x.ravel(), grid_y.ravel()], -1))).reshape(grid_x.shape)
-    fig, ax = plt.subplots(figsize=(6.5, 5))
+    fig = Figure(figsize=(6.5, 5))
+    ax = fig.subplots()
     shading = ax.contourf(grid_x, grid_y, field, levels=np.linspace(0, 1, 21), cmap="RdBu_r", alpha=0.8)
     ax.contour(grid_x, grid_y, field, levels=[0.5], colors="black", linewidths=1.5)
     for label, marker in ((0, "o"), (1, "^")):
@@ -57,7 +60,8 @@ def predictions_2d(points_Nx2: np.ndarray, labels_N: np.ndarray, probability, pa
 
 def confusion_matrix(confusion: np.ndarray, class_names: list[str], path: str, title: str = "") -> None:
     confusion = np.asarray(confusion)
-    fig, ax = plt.subplots(figsize=(7, 6))
+    fig = Figure(figsize=(7, 6))
+    ax = fig.subplots()
     image = ax.imshow(confusion, cmap="Blues")
     fig.colorbar(image, ax=ax)
     ticks = np.arange(len(class_names))
@@ -77,12 +81,12 @@ def confusion_matrix(confusion: np.ndarray, class_names: list[str], path: str, t
 def _save(fig, path: str) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def sweep_curves(curves: dict[str, list[dict]], metric: str, path: str) -> None:
     """Train loss and `metric` against step, a line per run."""
-    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig = Figure(figsize=(12, 4.5))
+    ax_loss, ax_metric = fig.subplots(1, 2)
     for name, rows in curves.items():
         for ax, key in ((ax_loss, "train/loss"), (ax_metric, metric)):
             points = [(row["step"], row[key]) for row in rows if key in row]
@@ -104,7 +108,8 @@ LOG_SCALE_KEYS = ("lr", "weight_decay", "eps", "clip_norm", "end_lr_factor")
 
 def metric_against(points: list[tuple], key: str, metric: str, path: str) -> None:
     """Final `metric` of each run against hyperparameter `key`, with the mean per value."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     numeric = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x, _ in points)
     values = sorted({x for x, _ in points}, key=lambda v: v if numeric else str(v))
     position = (lambda x: x) if numeric else (lambda x: values.index(x))

@@ -41,7 +41,8 @@ def compilation_cache(tmp_path_factory):
 
     directory = shared_directory(tmp_path_factory, "jax_cache")
     os.environ["RESEARCH_COMPILATION_CACHE"] = directory
-    compilation_cache.enable(directory, min_compile_time_s=0.0)
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"  # Every compilation, here and there.
+    compilation_cache.enable(directory)
     return directory
 
 

@@ -15,10 +15,13 @@ DEFAULT_DIR = os.path.join("~", ".cache", "research", "jax")
 MAX_BYTES = 2 << 30  # Least recently used entries go beyond this.
 
 
-def enable(directory: str | None = None, min_compile_time_s: float = 0.5) -> str | None:
+def enable(directory: str | None = None, min_compile_time_s: float | None = None) -> str | None:
     """Turns the cache on in `directory` (default: $RESEARCH_COMPILATION_CACHE or DEFAULT_DIR)
-    for compilations longer than `min_compile_time_s`; returns the directory, or None when
-    turned off."""
+    for compilations longer than `min_compile_time_s` (default: JAX's own setting
+    $JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS where set, else 0.5); returns the directory, or
+    None when turned off."""
+    if min_compile_time_s is None:
+        min_compile_time_s = float(os.environ.get("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", 0.5))
     if directory is None:
         directory = os.environ.get("RESEARCH_COMPILATION_CACHE", DEFAULT_DIR)
     if not directory:
