@@ -2,6 +2,7 @@
 can be compared in one process (a mesh may use any number of them), and has the process
 settings every program applies."""
 
+import functools
 import os
 import signal
 import subprocess
@@ -22,6 +23,7 @@ def suite_xla_flags(devices: int) -> str:
 
 os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {suite_xla_flags(4)}".strip()
 
+import jax  # noqa: E402
 import pytest  # noqa: E402
 
 from configs import digits_mlp  # noqa: E402
@@ -97,3 +99,9 @@ class StopAfterCalls:
         if self.asked > self.calls:
             self.signum = signal.SIGTERM
         return self.signum is not None
+
+
+def jit_init(model, *args, **kwargs):
+    """`model.init(*args, **kwargs)` as one compiled program: run eagerly, each operation of the
+    init (every initializer's random bits included) compiles on its own."""
+    return jax.jit(functools.partial(model.init, **kwargs))(*args)

@@ -4,6 +4,7 @@ import ml_collections
 import numpy as np
 
 from research import models
+from tests.conftest import jit_init
 
 
 def param_count(model, x) -> int:
@@ -20,7 +21,7 @@ def tiny_resnet():
     config = ml_collections.ConfigDict({"name": "resnet", "stage_sizes": (1, 1), "widths": (4, 8)})
     model = models.build(config, num_classes=3)
     x = jax.random.normal(jax.random.key(0), (4, 8, 8, 3))
-    return model, x, model.init(jax.random.key(1), x, train=False)
+    return model, x, jit_init(model, jax.random.key(1), x, train=False)
 
 
 def test_projection_shortcut_only_where_shape_changes():

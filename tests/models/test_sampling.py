@@ -8,6 +8,7 @@ import pytest
 from research import models
 from research.errors import UserError
 from research.models.sampling import sample, sample_batch
+from tests.conftest import jit_init
 
 VOCAB = 10
 
@@ -22,7 +23,7 @@ def tiny_lm(dropout=0.0):
 @pytest.fixture(scope="module")
 def untrained():
     model = tiny_lm()
-    return model, model.init(jax.random.key(0), jnp.zeros((1, 24), jnp.int32), train=False)["params"]
+    return model, jit_init(model, jax.random.key(0), jnp.zeros((1, 24), jnp.int32), train=False)["params"]
 
 
 def test_greedy_is_deterministic_and_keeps_the_prompt(untrained):
@@ -81,7 +82,7 @@ def test_trained_lm_continues_a_repeated_sequence():
     model = tiny_lm()
     offsets = np.arange(VOCAB)
     tokens = jnp.asarray((offsets[:, None] + np.arange(24)[None]) % VOCAB, jnp.int32)  # Every phase of 0..9.
-    params = model.init(jax.random.key(0), tokens, train=False)["params"]
+    params = jit_init(model, jax.random.key(0), tokens, train=False)["params"]
     tx = optax.adam(1e-2)
 
     def loss_fn(params):

@@ -4,11 +4,12 @@ import ml_collections
 import numpy as np
 
 from research import models
+from tests.conftest import jit_init
 
 
 def init(name, x, **fields):
     model = models.build(ml_collections.ConfigDict({"name": name, **fields}), num_classes=10)
-    return model, model.init(jax.random.key(0), x, train=False)
+    return model, jit_init(model, jax.random.key(0), x, train=False)
 
 
 def param_count(params) -> int:

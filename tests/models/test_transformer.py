@@ -12,6 +12,7 @@ from flax import traverse_util
 from research import models
 from research.errors import UserError
 from research.models.transformer import TransformerConfig
+from tests.conftest import jit_init
 
 TINY = {"max_len": 16, "hidden": 8, "depth": 2, "heads": 2, "mlp_dim": 16}
 VOCAB = 11
@@ -40,10 +41,11 @@ def tokens_and_mask(lengths=(8, 5)):
 def test_lm_is_causal():
     model = build("lm", dropout=0.0)
     tokens, mask = tokens_and_mask()
-    variables = model.init(jax.random.key(1), tokens, mask=mask, train=False)
-    logits = model.apply(variables, tokens, mask=mask, train=False)
+    variables = jit_init(model, jax.random.key(1), tokens, mask=mask, train=False)
+    apply = jax.jit(model.apply, static_argnames="train")  # One program, not one per operation.
+    logits = apply(variables, tokens, mask=mask, train=False)
     assert logits.shape == (2, 8, VOCAB)
-    changed = model.apply(variables, tokens.at[:, 4:].set(0), mask=mask, train=False)
+    changed = apply(variables, tokens.at[:, 4:].set(0), mask=mask, train=False)
     np.testing.assert_allclose(changed[:, :4], logits[:, :4], rtol=1e-5, atol=1e-6)
     assert not np.allclose(changed[:, 4:], logits[:, 4:])
 
@@ -52,25 +54,27 @@ def test_lm_is_causal():
 def test_classifier_ignores_padding(pool, causal):
     model = build("transformer", pool=pool, causal=causal)
     tokens, mask = tokens_and_mask()
-    variables = model.init(jax.random.key(1), tokens, mask=mask, train=False)
-    logits = model.apply(variables, tokens, mask=mask, train=False)
+    variables = jit_init(model, jax.random.key(1), tokens, mask=mask, train=False)
+    apply = jax.jit(model.apply, static_argnames="train")  # One program, not one per operation.
+    logits = apply(variables, tokens, mask=mask, train=False)
     assert logits.shape == (2, 3)
     repadded = jnp.where(mask, tokens, 7)
-    np.testing.assert_allclose(model.apply(variables, repadded, mask=mask, train=False), logits,
+    np.testing.assert_allclose(apply(variables, repadded, mask=mask, train=False), logits,
                                rtol=1e-5, atol=1e-6)
     # Only the second row has padding; its real tokens still matter.
-    changed = model.apply(variables, tokens.at[1, 0].set(0), mask=mask, train=False)
+    changed = apply(variables, tokens.at[1, 0].set(0), mask=mask, train=False)
     assert not np.allclose(changed[1], logits[1])
 
 
 def test_dropout_only_in_training():
     model = build("transformer", dropout=0.5)
     tokens, mask = tokens_and_mask()
-    variables = model.init(jax.random.key(1), tokens, mask=mask, train=False)
-    np.testing.assert_array_equal(model.apply(variables, tokens, mask=mask, train=False),
-                                  model.apply(variables, tokens, mask=mask, train=False))
-    train_a = model.apply(variables, tokens, mask=mask, train=True, rngs={"dropout": jax.random.key(1)})
-    train_b = model.apply(variables, tokens, mask=mask, train=True, rngs={"dropout": jax.random.key(2)})
+    variables = jit_init(model, jax.random.key(1), tokens, mask=mask, train=False)
+    apply = jax.jit(model.apply, static_argnames="train")  # One program, not one per operation.
+    np.testing.assert_array_equal(apply(variables, tokens, mask=mask, train=False),
+                                  apply(variables, tokens, mask=mask, train=False))
+    train_a = apply(variables, tokens, mask=mask, train=True, rngs={"dropout": jax.random.key(1)})
+    train_b = apply(variables, tokens, mask=mask, train=True, rngs={"dropout": jax.random.key(2)})
     assert not np.allclose(train_a, train_b)
 
 
@@ -118,15 +122,18 @@ def test_attention_matches_flax_with_dropout(monkeypatch):
     x_BxLxD = jax.random.normal(jax.random.key(0), (2, 8, 8))
     mask = (jnp.arange(8)[None] < jnp.array([8, 5])[:, None])[:, None, None, :]
     block = transformer.Block(TransformerConfig(heads=2, mlp_dim=16, dropout=0.25))
-    params = block.init(jax.random.key(1), x_BxLxD, attention_mask=mask, train=False)
+    params = jit_init(block, jax.random.key(1), x_BxLxD, attention_mask=mask, train=False)
 
     def run(x):
         return block.apply(params, x, attention_mask=mask, train=True, rngs={"dropout": jax.random.key(2)})
 
-    ours, ours_vjp = jax.vjp(run, x_BxLxD)
+    # Each jitted on its own (a new function each: a second jit of `run` would reuse the first's
+    # trace, made before the attention was swapped).
+    ours, ours_vjp = jax.vjp(jax.jit(lambda x: run(x)), x_BxLxD)
+    shifted = jax.jit(lambda x: run(x))(x_BxLxD + 1)
     monkeypatch.setattr(transformer, "_weights_times_values", jnp.einsum)  # Flax's default product.
-    flax, flax_vjp = jax.vjp(run, x_BxLxD)
-    assert not np.allclose(ours, run(x_BxLxD + 1))  # The input matters, so the check can fail.
+    flax, flax_vjp = jax.vjp(jax.jit(lambda x: run(x)), x_BxLxD)
+    assert not np.allclose(ours, shifted)  # The input matters, so the check can fail.
     np.testing.assert_allclose(ours, flax, rtol=1e-5, atol=1e-6)
     g = jax.random.normal(jax.random.key(3), ours.shape)
     np.testing.assert_allclose(ours_vjp(g)[0], flax_vjp(g)[0], rtol=1e-5, atol=1e-6)

@@ -8,6 +8,7 @@ import pytest
 from research import models
 from research.errors import UserError
 from research.models.transformer import TransformerConfig
+from tests.conftest import jit_init
 
 
 def test_default_sizes():
@@ -48,4 +49,4 @@ def test_logits_shape_and_dropout_only_in_training(pool):
 def test_unknown_pool_is_a_user_error():
     model = models.build(ml_collections.ConfigDict({"name": "vit", "pool": "max"}), num_classes=3)
     with pytest.raises(UserError, match="max"):
-        model.init(jax.random.key(0), jnp.ones((1, 8, 8, 1)), train=False)
+        jit_init(model, jax.random.key(0), jnp.ones((1, 8, 8, 1)), train=False)
