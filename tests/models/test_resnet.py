@@ -32,14 +32,15 @@ def test_projection_shortcut_only_where_shape_changes():
 
 def test_training_updates_batch_stats_and_evaluation_uses_them():
     model, x, variables = tiny_resnet()
-    logits, updated = model.apply(variables, x, train=True, mutable=["batch_stats"])
+    apply = jax.jit(model.apply, static_argnames=("train", "mutable"))  # One program, not one per op.
+    logits, updated = apply(variables, x, train=True, mutable=("batch_stats",))
     assert logits.shape == (4, 3)
     changed = jax.tree.map(lambda a, b: not np.allclose(a, b),
                            variables["batch_stats"], updated["batch_stats"])
     assert all(jax.tree.leaves(changed))
     variables = {"params": variables["params"], **updated}
-    eval_logits, unchanged = model.apply(variables, x, train=False, mutable=["batch_stats"])
+    eval_logits, unchanged = apply(variables, x, train=False, mutable=("batch_stats",))
     jax.tree.map(np.testing.assert_array_equal, unchanged["batch_stats"], variables["batch_stats"])
     # Running statistics: an example's logits do not depend on the rest of its batch.
-    np.testing.assert_allclose(model.apply(variables, x[:1], train=False), eval_logits[:1],
+    np.testing.assert_allclose(apply(variables, x[:1], train=False), eval_logits[:1],
                                rtol=1e-5, atol=1e-6)
