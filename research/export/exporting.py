@@ -19,11 +19,13 @@ INT8_AGREEMENT = 0.95  # Least share of check rows another quantizer's int8 mode
 
 
 def export_workdir(workdir: str, *, checkpoint_name: str = "best", formats=None, quantized: str = "",
-                   measure_latency: bool = False, evaluate: bool = False) -> dict:
+                   measure_latency: bool = False, latency_seconds: float = 1.0,
+                   evaluate: bool = False) -> dict:
     """Writes `formats_lib.export_dir(workdir, quantized)` in each of `formats` (every format by
     default), replacing an earlier export only once every new file has passed its check; returns
     the signature. `measure_latency` adds each format's seconds a call at batch sizes 1 and 256
-    (its own runtime, this machine); `evaluate` each exported model's accuracy on the whole
+    (its own runtime, this machine; the median of calls made for about `latency_seconds` at each
+    size); `evaluate` each exported model's accuracy on the whole
     evaluation split."""
     formats = formats_lib.names() if formats is None else list(formats)
     unknown = sorted(set(formats) - set(formats_lib.names()))
@@ -46,7 +48,7 @@ def export_workdir(workdir: str, *, checkpoint_name: str = "best", formats=None,
         for written in chosen:
             facts, run_exported = _write_and_check(written, source, staging, batch, expected, quantized)
             if measure_latency:
-                facts["latency_s"] = measure.latency(run_exported, batch)
+                facts["latency_s"] = measure.latency(run_exported, batch, seconds=latency_seconds)
             if evaluate:
                 facts["test_accuracy"] = measure.test_accuracy(run_exported, source)
             signature["formats"][written.name] = facts

@@ -84,7 +84,7 @@ def test_quantization_aware_training_resumes_exactly_and_converts_to_int8(digits
     # small MLP, whose module's code weighs as much as its kernels), and to ONNX as
     # onnxruntime's dynamic int8 model; int8 weights alone (w8) have no ONNX route.
     int8 = export.export_workdir(whole, checkpoint_name="latest", formats=("stablehlo", "onnx"),
-                                 quantized="w8a8", measure_latency=True)
+                                 quantized="w8a8", measure_latency=True, latency_seconds=0.05)
     floats = export.export_workdir(whole, checkpoint_name="latest", formats=("stablehlo",))
     assert int8["quantized"] == "w8a8" and int8["formats"]["stablehlo"]["max_abs_diff"] <= 1e-5
     assert int8["formats"]["stablehlo"]["bytes"] < 0.7 * floats["formats"]["stablehlo"]["bytes"]
