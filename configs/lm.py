@@ -49,8 +49,9 @@ def get_config(arg=None):
                       warmup_steps=100, weight_decay=0.1, clip_norm=1.0, b2=0.95)
     config.train.update(epochs=2.0, log_every=20, keep=1, best_metric="eval/test/loss", best_mode="min")
     config.eval.batch_size = 64 if config.data.batch_size <= 32 else config.data.batch_size
-    if args.size == "tiny":
+    if args.size == "tiny":  # For tests: a few steps, evaluated on the first 512 test windows.
         config.train.update(steps=20, epochs=0.0, log_every=5, eval_every=10)
+        config.eval.max_batches = 8
     return config
 
 
