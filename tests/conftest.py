@@ -4,6 +4,7 @@ settings every program applies."""
 
 import functools
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -57,6 +58,21 @@ def shared_directory(tmp_path_factory, name: str) -> str:
     directory = str(root / name)
     os.makedirs(directory, exist_ok=True)
     return directory
+
+
+def shared_run(tmp_path_factory, name: str, train) -> str:
+    """A run's workdir made once for the whole test session: the first pytest-xdist worker to ask
+    calls `train(workdir)`, the others wait for it and read the same workdir."""
+    import filelock
+
+    directory = shared_directory(tmp_path_factory, name)
+    workdir, done = os.path.join(directory, "run"), os.path.join(directory, "done")
+    with filelock.FileLock(directory + ".lock"):
+        if not os.path.exists(done):
+            shutil.rmtree(workdir, ignore_errors=True)  # What a failed attempt left.
+            train(workdir)
+            open(done, "w").close()
+    return workdir
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """What the training tests share: a long digits run, the reference it is compared with, and the
 checks that two runs are the same."""
 
+import functools
 import json
 import os
 import subprocess
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 
 from research.sweeps.reproduce import final_params
-from tests.conftest import ROOT, run_program
+from tests.conftest import ROOT, run_program, shared_run
 
 LONG_RUN = ["--config=configs/digits_mlp.py", "--config.train.steps=400",
             "--config.train.checkpoint_every=20", "--config.train.eval_every=100",
@@ -42,12 +43,15 @@ def assert_same_run(workdir_a, workdir_b):
 
 @pytest.fixture(scope="session")
 def uninterrupted(tfds_dir, tmp_path_factory):
-    """The long digits run, start to finish in one process: the reference for resumes."""
-    workdir = str(tmp_path_factory.mktemp("reference") / "run")
-    result = run_program("experiments.train", *LONG_RUN, f"--workdir={workdir}",
-                         f"--config.data.tfds_dir={tfds_dir}")
-    assert result.returncode == 0, result.stderr[-3000:]
-    return workdir
+    """The long digits run, start to finish in one process: the reference for resumes (one for
+    the session, shared by the workers)."""
+
+    def train(workdir):
+        result = run_program("experiments.train", *LONG_RUN, f"--workdir={workdir}",
+                             f"--config.data.tfds_dir={tfds_dir}")
+        assert result.returncode == 0, result.stderr[-3000:]
+
+    return shared_run(tmp_path_factory, "uninterrupted", train)
 
 
 @pytest.fixture(scope="session")
@@ -60,9 +64,7 @@ def digits_cnn_run(tfds_dir, tmp_path_factory):
     config = digits_mlp.get_config("model=cnn")
     config.data.tfds_dir = tfds_dir
     config.train.steps = 60
-    workdir = str(tmp_path_factory.mktemp("digits_cnn") / "run")
-    loop.train_and_evaluate(config, workdir)
-    return workdir
+    return shared_run(tmp_path_factory, "digits_cnn", functools.partial(loop.train_and_evaluate, config))
 
 
 def start_long_run(workdir, tfds_dir, *flags):
