@@ -11,6 +11,10 @@ import subprocess
 from research.parallel import ray_reaper
 from research.platform.signals import terminate_with_parent
 
+# A local Ray's node address: its processes find each other on loopback. (Ray 2.60's gRPC
+# servers still listen on every interface whatever this says; no option of ray.init changes it.)
+LOOPBACK = "127.0.0.1"
+
 
 def execute(command: tuple[str, ...], cwd: str, log_file: str | None) -> int:
     """A Ray task's body: runs `command` to its end, its output to `log_file` (None: the
@@ -29,7 +33,11 @@ def execute(command: tuple[str, ...], cwd: str, log_file: str | None) -> int:
 
 def connect(address: str | None, *, local_cpus: int | None = None, log_to_driver: bool = False):
     """(ray, the watcher of a local Ray we started or None): joins the cluster at `address`, or
-    starts a local Ray that nothing of may outlive this process."""
+    starts a local Ray of our own, on loopback, that nothing of may outlive this process.
+
+    Without an address Ray itself would join whatever cluster it finds (RAY_ADDRESS, or the
+    last `ray start` recorded in /tmp/ray/ray_current_cluster, even one long stopped): a local
+    sweep or launch must not run on a cluster the user did not name."""
     import ray
 
     watcher = None
@@ -42,8 +50,9 @@ def connect(address: str | None, *, local_cpus: int | None = None, log_to_driver
                 lambda record: not record.getMessage().startswith("Token authentication is enabled"))
             watcher = ray_reaper.start(os.getpid())
             # Its raylet would SIGKILL a dead worker's children: the run's SIGTERM comes first.
-            local = {"num_cpus": local_cpus, "_system_config": {"kill_child_processes_on_worker_exit": False}}
-        ray.init(address=address, include_dashboard=False, log_to_driver=log_to_driver, **local)
+            local = {"num_cpus": local_cpus, "_node_ip_address": LOOPBACK,
+                     "_system_config": {"kill_child_processes_on_worker_exit": False}}
+        ray.init(address=address or "local", include_dashboard=False, log_to_driver=log_to_driver, **local)
     return ray, watcher
 
 

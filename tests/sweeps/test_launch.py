@@ -222,7 +222,27 @@ def test_a_sweep_stopped_by_sigterm_says_so_and_counts_no_run_as_done(tmp_path, 
     assert [status[name]["status"] for name in ("seed=0", "seed=1")] == ["stopped", "stopped"]
 
 
-def test_ray_backend_runs_the_sweep(tmp_path, digits_config, capfd):
+@pytest.fixture
+def stale_ray_cluster(monkeypatch):
+    """/tmp/ray/ray_current_cluster naming a cluster long gone, as a stopped `ray start` leaves
+    it (the file as it was is put back afterwards)."""
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    path = "/tmp/ray/ray_current_cluster"
+    before = open(path).read() if os.path.exists(path) else None
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write("127.0.0.1:6390\n")  # Nothing listens there.
+    yield
+    if before is None:
+        os.remove(path)
+    else:
+        with open(path, "w") as f:
+            f.write(before)
+
+
+def test_ray_backend_runs_the_sweep_on_a_local_ray_of_its_own(tmp_path, digits_config, capfd,
+                                                              stale_ray_cluster):
+    """Without --ray_address the sweep starts its own Ray, whatever cluster Ray's files name."""
     pytest.importorskip("ray")
     from research.sweeps.ray_backend import RayBackend
 
