@@ -25,7 +25,8 @@ flags.DEFINE_bool("summarize_only", False, "Rebuild results.csv, results.md and 
 flags.DEFINE_bool("vectorize", False, "Train runs that differ only in seed and numeric optimizer "
                   "hyperparameters together, in one vmapped step.")
 flags.DEFINE_enum("backend", "local", ["local", "ray"], "Where runs execute.")
-flags.DEFINE_string("ray_address", None, "Ray cluster address (default: start a local Ray).")
+flags.DEFINE_string("ray_address", None, "Ray cluster address (default: $RAY_ADDRESS, else a local Ray "
+                    "of our own).")
 flags.DEFINE_float("ray_num_cpus", 1, "CPUs each run asks Ray for.")
 flags.DEFINE_float("ray_num_gpus", 0, "GPUs each run asks Ray for.")
 flags.mark_flags_as_required(["config", "sweep", "sweep_dir"])

@@ -27,7 +27,8 @@ flags.DEFINE_float("grace_s", 60.0, "After one process fails, seconds the others
                    "before they are killed (local backend).")
 flags.DEFINE_enum("backend", "local", ["local", "ray"], "local: children of this process; ray: one "
                   "process a bundle of a Ray placement group.")
-flags.DEFINE_string("ray_address", None, "Ray cluster address (default: start a local Ray).")
+flags.DEFINE_string("ray_address", None, "Ray cluster address (default: $RAY_ADDRESS, else a local Ray "
+                    "of our own).")
 flags.DEFINE_float("ray_num_cpus", 1, "CPUs each process asks Ray for.")
 flags.DEFINE_float("ray_num_gpus", 0, "GPUs each process asks Ray for.")
 flags.DEFINE_bool("ray_spread", False, "Each process on its own node (STRICT_SPREAD); default: packed.")

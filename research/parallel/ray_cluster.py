@@ -33,14 +33,17 @@ def execute(command: tuple[str, ...], cwd: str, log_file: str | None) -> int:
 
 def connect(address: str | None, *, local_cpus: int | None = None, log_to_driver: bool = False):
     """(ray, the watcher of a local Ray we started or None): joins the cluster at `address`, or
-    starts a local Ray of our own, on loopback, that nothing of may outlive this process.
+    starts a local Ray of our own (its node address loopback) that nothing of may outlive this
+    process.
 
-    Without an address Ray itself would join whatever cluster it finds (RAY_ADDRESS, or the
-    last `ray start` recorded in /tmp/ray/ray_current_cluster, even one long stopped): a local
-    sweep or launch must not run on a cluster the user did not name."""
+    `address` None means RAY_ADDRESS where set (Ray's own variable: a cluster the user named),
+    else a local Ray of our own. Ray alone would also join the last `ray start` recorded in
+    /tmp/ray/ray_current_cluster, even one long stopped: a local sweep or launch must not run
+    on a cluster the user did not name."""
     import ray
 
     watcher = None
+    address = address or os.environ.get("RAY_ADDRESS") or None
     if not ray.is_initialized():
         local = {}
         if address is None:
