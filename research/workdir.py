@@ -230,7 +230,7 @@ def record_session(workdir: str, session: dict) -> None:
         with open(path) as f:
             manifest = json.load(f)
     # Not by "started": two sessions of one process can start within its second.
-    sessions = [s for s in manifest["sessions"] if "id" not in s or s["id"] != session["id"]]
+    sessions = [s for s in manifest["sessions"] if s.get("id") != session["id"]]
     manifest.update(environment())
     manifest["sessions"] = sessions + [session]
     write_json(path, manifest)

@@ -150,8 +150,8 @@ def test_remat_recomputes_the_same_gradients_in_less_memory():
     tokens = jax.random.randint(jax.random.key(0), (4, 64), 1, VOCAB)
     mask = jnp.ones(tokens.shape, bool)
     sizes = {"max_len": 64, "hidden": 32, "depth": 4, "heads": 2, "mlp_dim": 128, "dropout": 0.0}
-    init = jax.jit(functools.partial(build("lm", **sizes).init, train=False))
-    params = nn.unbox(init(jax.random.key(1), tokens, mask=mask))["params"]
+    variables = jit_init(build("lm", **sizes), jax.random.key(1), tokens, mask=mask, train=False)
+    params = nn.unbox(variables)["params"]
     grads, temp_bytes = {}, {}
     for remat in ("none", "block", "full"):
         gradient = jax.jit(lm_gradient(build("lm", **sizes, remat=remat), params, tokens, mask))
@@ -168,8 +168,7 @@ def test_bfloat16_computes_in_bfloat16_and_keeps_float32_parameters_and_logits()
     tokens, mask = tokens_and_mask()
     model = build("lm", dropout=0.0)
     # Jitted: one compilation each instead of one per operation.
-    params = nn.unbox(jax.jit(functools.partial(model.init, train=False))(
-        jax.random.key(1), tokens, mask=mask))["params"]
+    params = nn.unbox(jit_init(model, jax.random.key(1), tokens, mask=mask, train=False))["params"]
     full = jax.jit(functools.partial(model.apply, train=False))({"params": params}, tokens, mask=mask)
     half_model = build("lm", dropout=0.0, dtype="bfloat16")
     half_apply = functools.partial(half_model.apply, train=False, capture_intermediates=True)

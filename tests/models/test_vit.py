@@ -35,7 +35,7 @@ def test_logits_shape_and_dropout_only_in_training(pool):
          "dropout": 0.5, "pool": pool})
     model = models.build(config, num_classes=3)
     x = jax.random.normal(jax.random.key(0), (2, 8, 8, 1))
-    variables = jax.jit(model.init, static_argnames="train")(jax.random.key(1), x, train=False)
+    variables = jit_init(model, jax.random.key(1), x, train=False)
     assert ("cls_token" in variables["params"]) == (pool == "cls")
     apply = jax.jit(model.apply, static_argnames="train")  # One compilation, not one per op.
     logits = apply(variables, x, train=False)
