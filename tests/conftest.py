@@ -63,11 +63,11 @@ def shared_directory(tmp_path_factory, name: str) -> str:
 def shared_run(tmp_path_factory, name: str, train) -> str:
     """A run's workdir made once for the whole test session: the first pytest-xdist worker to ask
     calls `train(workdir)`, the others wait for it and read the same workdir."""
-    import filelock
+    from research.data.sources import exclusive
 
     directory = shared_directory(tmp_path_factory, name)
     workdir, done = os.path.join(directory, "run"), os.path.join(directory, "done")
-    with filelock.FileLock(directory + ".lock"):
+    with exclusive(directory + ".lock"):
         if not os.path.exists(done):
             shutil.rmtree(workdir, ignore_errors=True)  # What a failed attempt left.
             train(workdir)
