@@ -126,6 +126,14 @@ def base_config() -> ml_collections.ConfigDict:
     config.distill.checkpoint = "best"  # The teacher's best, latest or a step.
     config.distill.temperature = 2.0
     config.distill.alpha = 0.5
+
+    # Structured pruning (research/compress/shrink.py): this run's model is a narrower copy of
+    # the `source` run's (the config's smaller widths) and starts from the weights of the
+    # channels each layer keeps, those ranked highest by `criterion` (bn_scale, l1 or l2).
+    config.shrink = ml_collections.ConfigDict()
+    config.shrink.source = ""  # The wider run's workdir; "" starts from a random init.
+    config.shrink.checkpoint = "best"  # The source's best, latest or a step.
+    config.shrink.criterion = "bn_scale"
     return config
 
 

@@ -8,6 +8,8 @@ magnitude-pruned. The rows of `scripts/reproduce_tables.py --table=compression`
       --config.distill.teacher=runs/teacher
   python -m experiments.train --config=configs/compression.py:row=pruned,sparsity=0.9 \\
       --workdir=runs/pruned90 --config.init_from=runs/teacher
+  python -m experiments.train --config=configs/compression.py:row=shrunk,keep=0.5 \\
+      --workdir=runs/shrunk50 --config.shrink.source=runs/teacher
 
 Rows:
   teacher    conv32-pool-conv64-pool-dense128 with BatchNorm (421,738 parameters), 5 epochs
@@ -19,6 +21,10 @@ Rows:
              while its kernels are pruned to `sparsity` (Zhu & Gupta's schedule over the first
              600 steps, every 50)
   qat        the student trained through int8 fake quantization (Qwix), 10 epochs
+  shrunk     the teacher structurally pruned (`shrink.source` is the teacher's workdir): each
+             layer keeps round(`keep` x its width) channels, those with the largest BatchNorm
+             scale (dense layers: the largest L1 norm), then fine-tuned `epochs` epochs (default
+             2; Adam 3e-4 with a 50-step warmup)
 `wide=True` makes the student conv16-pool-conv32-pool-dense64 (105,866 parameters, 4x fewer
 than the teacher's), which fits its training set more closely than the small one; `mlp=True`
 makes it an MLP 784-256-128-10 (235,146 parameters), a student of another family that
@@ -28,15 +34,19 @@ overfits its training set given a long schedule (`--config.train.epochs=30`).
 
 from configs import common
 
-ROWS = ("teacher", "student", "distilled", "pruned", "qat")
+ROWS = ("teacher", "student", "distilled", "pruned", "qat", "shrunk")
+TEACHER = {"conv_features": (32, 64), "dense_sizes": (128,)}
 
 
 def get_config(arg=None):
     args = common.parse_arg(arg, row="teacher", sparsity=0.5, temperature=4.0, alpha=0.9, wide=False,
-                            mlp=False, scope="layer", smoke=False)
-    if args.row == "teacher" or args.row == "pruned":
-        config = common.fashion_mnist(common.cnn_model(conv_features=(32, 64), dense_sizes=(128,),
-                                                       batch_norm=True))
+                            mlp=False, scope="layer", keep=0.5, epochs=2.0, smoke=False)
+    if args.row in ("teacher", "pruned", "shrunk"):
+        widths = dict(TEACHER)
+        if args.row == "shrunk":
+            widths = {name: tuple(max(1, round(float(args.keep) * w)) for w in sizes)
+                      for name, sizes in TEACHER.items()}
+        config = common.fashion_mnist(common.cnn_model(**widths, batch_norm=True))
         config.train.epochs = 5.0
     elif args.row in ("student", "distilled", "qat"):
         if args.mlp:
@@ -53,6 +63,9 @@ def get_config(arg=None):
         config.train.epochs = 2.0
         config.prune.update(target_sparsity=float(args.sparsity), start_step=0, end_step=600, every=50,
                             scope=args.scope)
+    if args.row == "shrunk":
+        config.opt.update(lr=3e-4, warmup_steps=50)
+        config.train.epochs = float(args.epochs)
     if args.row == "qat":
         config.quant.mode = "qat"
     return common.shrink_for_smoke(config) if args.smoke else config

@@ -158,6 +158,7 @@ ADDED_FIELDS = {
               "params": "kernel$"},
     "quant": {"mode": "", "bits": 8},
     "distill": {"teacher": "", "checkpoint": "best", "temperature": 2.0, "alpha": 0.5},
+    "shrink": {"source": "", "checkpoint": "best", "criterion": "bn_scale"},
 }
 
 

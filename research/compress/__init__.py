@@ -3,20 +3,22 @@
 A run is built from three parts, and a method wraps any of them: the model (quantization-aware
 training wraps it with Qwix), the loss (distillation: the teacher's outputs in, KL and task
 loss out) and the optimizer (pruning: an optax transformation whose masks live in the
-optimizer state). The config selects the methods; research/run/experiment.py applies every
+optimizer state). A method may also name a run whose weights this run starts from (structured
+pruning: the source's kept channels). The config selects the methods; research/run/experiment.py applies every
 selected one, in the order of METHODS, and the train state, the step and the loop never learn
 which. A new method is a module here with a `Method` and one entry in METHODS (or
 `register(method)` from your own code), plus its config fields.
 """
 
-from research.compress import distill, prune, qat
+from research.compress import distill, prune, qat, shrink
 from research.compress.method import Context, Method, Parts
+from research.errors import UserError
 
 __all__ = ["METHODS", "Context", "Method", "Parts", "apply", "register", "reports", "selected",
-           "tokenizer_source"]
+           "start_method", "tokenizer_source"]
 
 
-METHODS: list[Method] = [qat.METHOD, distill.METHOD, prune.METHOD]
+METHODS: list[Method] = [qat.METHOD, distill.METHOD, prune.METHOD, shrink.METHOD]
 
 
 def register(method: Method) -> None:
@@ -35,6 +37,15 @@ def selected(config) -> list[Method]:
 def tokenizer_source(config) -> str:
     """The run whose tokenizer a selected method needs ("": none)."""
     return next(filter(None, (method.tokenizer_source(config) for method in selected(config))), "")
+
+
+def start_method(config) -> Method | None:
+    """The selected method whose source run this run starts from (None: none does)."""
+    starting = [method for method in selected(config) if method.starts_from(config)]
+    if len(starting) > 1:
+        raise UserError(f"{' and '.join(m.name for m in starting)} each name a run to start from; "
+                        "choose one")
+    return starting[0] if starting else None
 
 
 def apply(config, parts: Parts, context: Context) -> Parts:

@@ -38,8 +38,8 @@ class Context:
 
 
 class Method:
-    """A compression method (subclassed by each): `name` is its config section. `report` and
-    `tokenizer_source` have defaults for methods that add nothing there."""
+    """A compression method (subclassed by each): `name` is its config section. `report`,
+    `tokenizer_source` and `starts_from` have defaults for methods that add nothing there."""
 
     name: str
     vectorizable: bool  # Whether runs stacked in a vectorized sweep group may use it.
@@ -57,3 +57,13 @@ class Method:
     def tokenizer_source(self, config) -> str:
         """The workdir of a run whose tokenizer this run must read text with ("": none)."""
         return ""
+
+    def starts_from(self, config) -> str:
+        """The workdir of a run whose weights this run starts from instead of its random init
+        ("": none); `initial_variables` gives them."""
+        return ""
+
+    def initial_variables(self, config, context: "Context", target: dict) -> dict:
+        """What the run starts from when `starts_from` names a run: {"params": ...,
+        "model_state": ...} of host arrays shaped as `target`'s leaves (abstract, one run's)."""
+        raise NotImplementedError

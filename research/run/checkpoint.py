@@ -227,6 +227,12 @@ def _exit_when_removed(directory: str, message: str, closed: threading.Event) ->
             os._exit(1)
 
 
+def any_saved(directory: str) -> bool:
+    """Whether `directory` holds a saved step (readable or not): a run there resumes rather
+    than starts."""
+    return os.path.isdir(directory) and any(name.isdigit() for name in os.listdir(directory))
+
+
 def latest_params(workdir: str, which: str = "latest") -> tuple[int, dict]:
     """The step and params (host arrays, no target) of `workdir`'s checkpoint `which`
     (latest, best or a step)."""
@@ -288,10 +294,23 @@ def load_matching(workdir: str, target: dict, leading_axes: int = 0) -> dict:
             raise UserError(f"init_from: {path} has shape {np.shape(saved[path])} in {workdir} "
                             f"(step {step}) but {leaf.shape[leading_axes:]} in this model; change the "
                             "model's sizes to match or rename the part to start it afresh")
-        value = np.broadcast_to(np.asarray(saved[path], leaf.dtype), leaf.shape)
-        loaded[path] = jax.device_put(value, leaf.sharding)
+        loaded[path] = saved[path]
     if not any(path.startswith("params/") for path in loaded):
         raise UserError(f"init_from: {workdir} (step {step}) shares no parameter with this model")
     logging.info("init_from %s step %d: loaded %d arrays; newly initialised: %s",
                  workdir, step, len(loaded), kept or "none")
-    return traverse_util.unflatten_dict({**wanted, **loaded}, sep="/")
+    return place(traverse_util.unflatten_dict(loaded, sep="/"), target, leading_axes)
+
+
+def place(values: dict, target: dict, leading_axes: int = 0) -> dict:
+    """`target` (arrays on devices) with each leaf that `values` (host arrays, one run's shapes)
+    has at the same path replaced by it, cast to the target's dtype, laid out as the target
+    leaf is and, with `leading_axes`, the same for every stacked run."""
+    given = traverse_util.flatten_dict(values, sep="/")
+    placed = {}
+    for path, leaf in traverse_util.flatten_dict(target, sep="/").items():
+        if path in given:
+            value = np.broadcast_to(np.asarray(given[path], leaf.dtype), leaf.shape)
+            leaf = jax.device_put(value, leaf.sharding)
+        placed[path] = leaf
+    return traverse_util.unflatten_dict(placed, sep="/")

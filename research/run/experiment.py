@@ -43,6 +43,10 @@ class Experiment:
     # (params, opt_state) -> what the selected compression methods add to results.json; None
     # when no method is selected.
     report: Callable[[object, object], dict] | None = None
+    # ({"params", "model_state"} on devices, leading axes of stacked runs) -> the same with
+    # another run's weights in them (`init_from`, or a method's source run); None: the random
+    # init stands.
+    warm_start: Callable[[dict, int], dict] | None = None
 
 
 def build(config, workdir: str | None = None) -> Experiment:
@@ -85,16 +89,37 @@ def build(config, workdir: str | None = None) -> Experiment:
     model = models.build(config.model, num_outputs, vocab_size=vocab_size, task=config.task)
     example = one_row(train_data.arrays)
     parts = compress.Parts(model=model, loss=tasks.TaskLoss(task), tx=tx)
-    parts = compress.apply(config, parts, compress.Context(
+    context = compress.Context(
         task=task, example_batch=example, num_outputs=num_outputs, vocab_size=vocab_size, mesh=mesh,
-        total_steps=total_steps, load_variables=checkpoint.latest_variables))
+        total_steps=total_steps, load_variables=checkpoint.latest_variables)
+    parts = compress.apply(config, parts, context)
     return Experiment(
         model=parts.model, task=task, loss=parts.loss, tx=parts.tx, schedule=schedule,
         train_data=train_data, eval_data=eval_data, mesh=mesh, augment=augment_batch,
         tokenizer_file=tokenizer_file, steps_per_epoch=steps_per_epoch, total_steps=total_steps,
         grad_accum_steps=config.train.grad_accum_steps,
         report=(lambda params, opt_state: compress.reports(config, params, opt_state))
-        if compress.selected(config) else None)
+        if compress.selected(config) else None,
+        warm_start=warm_start(config, context))
+
+
+def warm_start(config, context: compress.Context) -> Callable[[dict, int], dict] | None:
+    """What fills a fresh run's variables: `init_from`'s matching leaves, or the weights of the
+    run a selected compression method starts from; None when neither is set."""
+    method = compress.start_method(config)
+    if method is not None and config.init_from:
+        raise UserError(f"init_from and {method.name} each name a run to start from; choose one")
+    if config.init_from:
+        return lambda target, leading_axes: checkpoint.load_matching(config.init_from, target, leading_axes)
+    if method is None:
+        return None
+
+    def start(target: dict, leading_axes: int) -> dict:
+        one_run = jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape[leading_axes:], leaf.dtype),
+                               target)
+        return checkpoint.place(method.initial_variables(config, context, one_run), target, leading_axes)
+
+    return start
 
 
 def initial_fields(model: nn.Module, tx: optax.GradientTransformation, example_batch: dict,

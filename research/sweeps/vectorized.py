@@ -71,6 +71,7 @@ class StackedGroup(loop.Group):
     finishes; no profile and no prediction plot."""
 
     def split(self, tree, axis: int = 0) -> list:
+        tree = jax.device_get(tree)  # Host arrays: NumPy's take (jax.Array.take has no mode="raise").
         return [jax.tree.map(lambda x: np.take(x, k, axis=axis), tree) for k in range(len(self.workdirs))]  # noqa: B023
 
     def session_fields(self) -> dict:

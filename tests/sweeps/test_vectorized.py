@@ -83,11 +83,17 @@ def test_a_stopped_group_resumes_to_the_same_bits(tmp_path, digits_config):
             np.testing.assert_array_equal(x, y)
 
 
-def test_a_group_takes_steps_per_call_and_init_from_like_a_single_run(tmp_path, digits_config):
+@pytest.mark.parametrize("start", ["init_from", "shrink"])
+def test_a_group_takes_steps_per_call_and_starts_from_another_run_like_a_single_run(
+        start, tmp_path, digits_config):
     source = str(tmp_path / "source")
     digits_config.train.update(steps=10, eval_every=100, checkpoint_every=100)
     loop.train_and_evaluate(digits_config, source)
-    digits_config.update(init_from=source)
+    if start == "init_from":
+        digits_config.update(init_from=source)
+    else:  # Every stacked run starts from the source's kept channels.
+        digits_config.model.hidden_sizes = (16,)
+        digits_config.shrink.source = source
     digits_config.train.update(steps=9, steps_per_call=4, log_every=8)
     path = write_config(tmp_path, '[{"seed": 3}, {"seed": 4}]')
     for run in train_group(path, digits_config, str(tmp_path / "s")):
