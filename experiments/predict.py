@@ -1,7 +1,7 @@
 """Predicts the class of files with a classifier run: one JSON line a file.
 
   python -m experiments.predict --workdir=runs/fashion_mnist_cnn --input=shoe.png --input=dir/
-      [--backend=jax|stablehlo|onnx] [--checkpoint=best] [--quantized=w8a8_static]
+      [--backend=jax|stablehlo|onnx|auto] [--checkpoint=best] [--quantized=w8a8_static]
 
 Inputs: PNG/JPEG images (converted to the model's channels and resized to its size), .npy
 arrays of the model's input shape, .txt texts, or directories of them. --backend=jax runs the
@@ -20,7 +20,8 @@ from research.export import formats
 flags.DEFINE_string("workdir", None, "Workdir of a classifier run of experiments.train.")
 flags.DEFINE_multi_string("input", None, "A file or a directory of files; repeat for more.")
 flags.DEFINE_string("backend", "jax", f"jax (the checkpoint), {formats.either(formats.names())} (the "
-                    "export).")
+                    "export), or auto (the fastest export of the checkpoint the run has, as "
+                    "experiments.serve picks it).")
 flags.DEFINE_string("checkpoint", "best", "With --backend=jax: best, latest or a saved step.")
 flags.DEFINE_string("quantized", "", f"A post-training int8 mode ({', '.join(formats.INT8_MODES)}): the "
                     f"run's int8 model (jax: quantized now; {', '.join(formats.names())}: its "

@@ -1,7 +1,7 @@
 """Serves a classifier run over HTTP (research/serve/server.py says what it answers).
 
   python -m experiments.serve --workdir=runs/fashion_mnist_cnn [--port=8000 --host=127.0.0.1]
-      [--backend=jax|stablehlo|onnx --max_batch=32 --batch_wait_ms=2 --max_bytes=10000000]
+      [--backend=auto|jax|stablehlo|onnx --max_batch=32 --batch_wait_ms=2 --max_bytes=10000000]
       [--quantized=w8a8_static]  (the int8 model; stablehlo, onnx: its export_<mode>/)
 
   curl -s localhost:8000/predict -H "Content-Type: image/png" --data-binary @shoe.png
@@ -15,9 +15,12 @@ from research.export import formats
 flags.DEFINE_string("workdir", None, "Workdir of a classifier run of experiments.train.")
 flags.DEFINE_string("host", "127.0.0.1", "Address to listen on (0.0.0.0: every interface).")
 flags.DEFINE_integer("port", 8000, "Port to listen on.")
-flags.DEFINE_string("backend", "jax", f"jax (the checkpoint), {formats.either(formats.names())} (the "
-                    "export).")
-flags.DEFINE_string("checkpoint", "best", "With --backend=jax: best, latest or a saved step.")
+flags.DEFINE_string("backend", "auto", f"auto (the fastest export of the checkpoint the run has: int8 "
+                    "ONNX with calibrated scales, float ONNX, StableHLO; else the checkpoint), jax (the "
+                    f"checkpoint), {formats.either(formats.names())} (the export). /metadata says which "
+                    "answers.")
+flags.DEFINE_string("checkpoint", "best", "best, latest or a saved step: the checkpoint served (auto: "
+                    "the one an export must be of).")
 flags.DEFINE_string("quantized", "", f"A post-training int8 mode ({', '.join(formats.INT8_MODES)}): the "
                     f"run's int8 model (jax: quantized now; {', '.join(formats.names())}: its "
                     "export_<mode>/).")
@@ -37,11 +40,11 @@ def main(argv):
     f = flags.FLAGS
     signature, reader, run = common.run_or_exit(predict.predictor, f.workdir, f.backend, f.checkpoint,
                                                 f.quantized)
-    signature = {**signature, "backend": f.backend}
     served = server.make_app(signature, reader, run, max_batch=f.max_batch, batch_wait_ms=f.batch_wait_ms,
                              max_bytes=f.max_bytes)
-    logging.info("serving %s (%s, step %s) on http://%s:%d", f.workdir, f.backend, signature["step"],
-                 f.host, f.port)
+    logging.info("serving %s (%s%s, %s, step %s) on http://%s:%d", f.workdir, signature["backend"],
+                 f" int8 {signature['quantized']}" if signature["quantized"] else "", signature["chosen"],
+                 signature["step"], f.host, f.port)
     uvicorn.run(served, host=f.host, port=f.port, log_level="warning")
 
 

@@ -53,6 +53,7 @@ class Row:
     program: str = ""
     args: tuple = ()  # More flags for the sweep or the program.
     teacher_row: str = ""  # Distils every run from seed 0 of that row's sweep.
+    shrink_row: str = ""  # Narrows seed 0 of that row's sweep (structured pruning) for every run.
     # Compression rows: post-training int8 quantization (this mode) of every run of `of_row`
     # instead of a sweep; and the flags experiments.export gets for the row's seed-0 run.
     quantize: str = ""
@@ -106,6 +107,9 @@ TABLES = {
         Row("pruned90_global", "Teacher pruned to 90% of its kernels, one threshold for all (global "
             "scope)", "configs/compression.py:row=pruned,sparsity=0.90,scope=global", "-",
             init_from_row="teacher", export_args=FLOAT_EXPORT),
+        *(Row(f"shrunk{k}", f"Teacher structurally pruned to {k}% of its channels and units (BatchNorm "
+              "scale; dense: L1), 2 epochs of fine-tuning", f"configs/compression.py:row=shrunk,keep=0.{k}",
+              "-", shrink_row="teacher", export_args=FLOAT_EXPORT) for k in (50, 25)),
         Row("ptq", "Teacher, int8 post-training quantization (w8a8: int8 weights, activations "
             "quantized per call)", "configs/compression.py:row=teacher", "-", quantize="w8a8",
             of_row="teacher", export_args=INT8_EXPORT),
@@ -174,6 +178,8 @@ def run_row(table: str, row: Row, rows_by_name: dict) -> None:
         command.append(f"--config.init_from={sweep_dir(table, rows_by_name[row.init_from_row])}/seed=0")
     if row.teacher_row:
         command.append(f"--config.distill.teacher={sweep_dir(table, rows_by_name[row.teacher_row])}/seed=0")
+    if row.shrink_row:
+        command.append(f"--config.shrink.source={sweep_dir(table, rows_by_name[row.shrink_row])}/seed=0")
     commands = [command]
     if row.quantize:  # One experiments.quantize a run of the source row (those not done yet).
         source = sweep_dir(table, rows_by_name[row.of_row])
@@ -407,7 +413,7 @@ def main(argv):
                 _export(f.table, row, rows_by_name)
     elif not f.summarize_only:
         for row in chosen:
-            for needed in (row.init_from_row, row.teacher_row, row.of_row):
+            for needed in (row.init_from_row, row.teacher_row, row.shrink_row, row.of_row):
                 if needed and not _finished_results(sweep_dir(f.table, rows_by_name[needed])):
                     raise SystemExit(f"error: row {row.name} needs row {needed}: run it first")
             run_row(f.table, row, rows_by_name)

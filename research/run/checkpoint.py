@@ -260,14 +260,26 @@ def latest_variables(workdir: str, which: str = "best") -> tuple[int, dict]:
     """The step and model variables (params and the non-trained collections, such as batch
     statistics; host arrays) of `workdir`'s checkpoint `which` (best by the run's own
     train.best_metric, latest, or a step)."""
-    if not os.path.isdir(os.path.join(workdir, "checkpoints")):
-        raise UserError(f"{workdir} has no checkpoints/ directory: is it the workdir of a run?")
-    config = workdir_lib.load_config(workdir)
-    with Checkpoints(os.path.join(workdir, "checkpoints"), read_only=True,
-                     best_metric=config.train.best_metric, best_mode=config.train.best_mode) as checkpoints:
+    with _run_checkpoints(workdir) as checkpoints:
         step = checkpoints.resolve(which)
         saved = checkpoints.restore_raw(step)
     return step, {"params": saved["params"], **(saved.get("model_state") or {})}
+
+
+def resolve(workdir: str, which: str = "best") -> int:
+    """The step of `workdir`'s checkpoint `which` (best by the run's own train.best_metric,
+    latest, or a step)."""
+    with _run_checkpoints(workdir) as checkpoints:
+        return checkpoints.resolve(which)
+
+
+def _run_checkpoints(workdir: str) -> Checkpoints:
+    """`workdir`'s checkpoints, read-only, ranked as the run ranked them."""
+    if not os.path.isdir(os.path.join(workdir, "checkpoints")):
+        raise UserError(f"{workdir} has no checkpoints/ directory: is it the workdir of a run?")
+    config = workdir_lib.load_config(workdir)
+    return Checkpoints(os.path.join(workdir, "checkpoints"), read_only=True,
+                       best_metric=config.train.best_metric, best_mode=config.train.best_mode)
 
 
 def load_matching(workdir: str, target: dict, leading_axes: int = 0) -> dict:

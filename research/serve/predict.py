@@ -1,9 +1,11 @@
 """The predictor experiments.predict and experiments.serve share, and predictions for files:
 images (PNG, JPEG), arrays (.npy), texts (.txt), or directories of them, from a run's
 checkpoint (backend "jax") or its export (a backend for each of research/export's formats,
-which need neither the dataset nor this codebase's models)."""
+which need neither the dataset nor this codebase's models); backend "auto" takes the fastest
+export the run has of the checkpoint asked for (`fastest`)."""
 
 import io
+import json
 import os
 
 import numpy as np
@@ -15,7 +17,14 @@ from research.export import formats, model
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 SUFFIXES = (*IMAGE_SUFFIXES, ".npy", ".txt")
-BACKENDS = ("jax", *formats.names())
+BACKENDS = ("auto", "jax", *formats.names())
+# What backend "auto" serves, the first of these the run has exported from the checkpoint asked
+# for, else the checkpoint itself (jax). The order is the Fashion-MNIST CNN's measured latency
+# on a 2-core CPU (docs/tables/compression.md, per example at batch 256): onnxruntime's int8
+# with calibrated scales 190 us, float ONNX 258 us, StableHLO in XLA 172 us at batch 256 but
+# 0.50 ms against ONNX's 0.24 ms for one request; int8 with per-call scales (w8a8) is slower
+# than float in both (637 us, 1761 us) and is served only when asked for.
+AUTO_ORDER = (("onnx", "w8a8_static"), ("onnx", ""), ("stablehlo", ""))
 
 
 def expand(paths: list[str]) -> list[str]:
@@ -102,12 +111,45 @@ class Reader:
         return pixels.reshape(shape)
 
 
+def fastest(workdir: str, checkpoint_name: str = "best", quantized: str = "") -> tuple[str, str]:
+    """(backend, int8 mode or "") of the first of AUTO_ORDER (with `quantized`: of that mode)
+    that `workdir` has exported from its checkpoint `checkpoint_name`; ("jax", quantized) when
+    it has none. An export of another step is passed over (the run trained on after it), and
+    an int8 ONNX export exists only where it gave the JAX int8 model's classes when written
+    (research/export/exporting.py)."""
+    from research.run import checkpoint  # Orbax: only the choice of a backend needs it.
+
+    step = checkpoint.resolve(workdir, checkpoint_name)
+    order = AUTO_ORDER
+    if quantized:  # That int8 model: from the formats holding it, in the order's preference.
+        order = [(name, quantized) for name, _ in AUTO_ORDER if quantized in formats.get(name).int8_modes]
+    for backend, mode in order:
+        path = os.path.join(formats.export_dir(workdir, mode), "signature.json")
+        if not os.path.exists(path):
+            continue
+        with open(path) as f:
+            signature = json.load(f)
+        if backend in signature.get("formats", {}) and signature.get("step") == step:
+            return backend, mode
+    return "jax", quantized
+
+
 def predictor(workdir: str, backend: str, checkpoint_name: str = "best", quantized: str = ""):
     """(signature, reader, batch -> probabilities) of a run, by backend; with `quantized` (a
     post-training int8 mode), of its int8 model (jax: Qwix's, quantized now; an export format:
-    the int8 export, `<workdir>/export_<mode>/`)."""
+    the int8 export, `<workdir>/export_<mode>/`). The signature says what answers: "backend",
+    "quantized" ("" for float) and "chosen" ("auto" when `fastest` picked it, else "asked")."""
     if backend not in BACKENDS:
         raise UserError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
+    chosen = "auto" if backend == "auto" else "asked"
+    if backend == "auto":
+        formats.check_quantized(quantized)
+        backend, quantized = fastest(workdir, checkpoint_name, quantized)
+    signature, reader, run = _predictor(workdir, backend, checkpoint_name, quantized)
+    return {**signature, "backend": backend, "quantized": quantized, "chosen": chosen}, reader, run
+
+
+def _predictor(workdir: str, backend: str, checkpoint_name: str, quantized: str):
     if backend == "jax":
         formats.check_quantized(quantized)
         loaded = model.load(workdir, checkpoint_name, quantized)

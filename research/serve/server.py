@@ -1,7 +1,9 @@
 """An HTTP server of a classifier run (FastAPI on uvicorn): `experiments.serve`.
 
   GET  /healthz    {"status": "ok"}
-  GET  /metadata   the signature: inputs, preprocessing, class names, checkpoint, backend
+  GET  /metadata   the signature: inputs, preprocessing, class names, checkpoint, and what
+                   answers: backend, quantized (the int8 mode, "" for float) and chosen
+                   ("auto" when the server picked the backend)
   POST /predict    one input a request, by Content-Type: image/png or image/jpeg (a picture,
                    converted and resized like experiments.predict does), application/x-npy or
                    application/octet-stream (a .npy file), text/plain (a text), or

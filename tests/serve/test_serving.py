@@ -6,6 +6,7 @@ and still serving afterwards; scripts/load_test.py measures it."""
 
 import io
 import json
+import os
 import re
 import shutil
 import socket
@@ -22,6 +23,8 @@ from PIL import Image
 
 from research import export
 from research.errors import UserError
+from research.export import formats
+from research.run import checkpoint
 from research.serve import predict
 from tests.conftest import ROOT, run_program
 
@@ -72,6 +75,36 @@ def test_bad_inputs_are_one_error_line(digits_run, tmp_path):
     shutil.copytree(digits_run, no_export, ignore=shutil.ignore_patterns("export"))
     with pytest.raises(UserError, match="has no signature.json; write it with experiments.export"):
         predict.predict(no_export, [str(tmp_path / "wide.npy")], backend="stablehlo")
+
+
+def test_auto_takes_the_fastest_export_of_the_checkpoint_asked_for(digits_run, tmp_path):
+    run = str(tmp_path / "run")
+    shutil.copytree(digits_run, run, ignore=shutil.ignore_patterns("export*"))
+    best = checkpoint.resolve(run, "best")
+    other = next(step for step in (20, 40, 60) if step != best)  # digits_run saves every 20 steps.
+
+    def exported(mode: str, names: list[str], step: int = best) -> None:
+        directory = formats.export_dir(run, mode)
+        os.makedirs(directory, exist_ok=True)
+        with open(os.path.join(directory, "signature.json"), "w") as f:
+            json.dump({"step": step, "formats": {name: {} for name in names}}, f)
+
+    assert predict.fastest(run) == ("jax", "")
+    exported("", ["stablehlo"], step=other)  # Of a checkpoint not asked for: passed over.
+    assert predict.fastest(run) == ("jax", "")
+    assert predict.fastest(run, checkpoint_name=str(other)) == ("stablehlo", "")
+    exported("", ["stablehlo"])
+    assert predict.fastest(run) == ("stablehlo", "")
+    exported("", ["stablehlo", "onnx"])
+    assert predict.fastest(run) == ("onnx", "")
+    exported("w8a8", ["stablehlo", "onnx"])  # int8 with per-call scales: slower, served when asked.
+    assert predict.fastest(run) == ("onnx", "")
+    assert predict.fastest(run, quantized="w8a8") == ("onnx", "w8a8")
+    exported("w8a8_static", ["stablehlo"])
+    assert predict.fastest(run) == ("onnx", "")
+    assert predict.fastest(run, quantized="w8a8_static") == ("stablehlo", "w8a8_static")
+    exported("w8a8_static", ["stablehlo", "onnx"])
+    assert predict.fastest(run) == ("onnx", "w8a8_static")
 
 
 def free_port() -> int:
@@ -126,10 +159,13 @@ def test_the_server_answers_batches_refuses_bad_requests_and_keeps_serving(serve
         metadata = json.load(response)
     assert metadata["inputs"] == [{"name": "image", "dtype": "uint8", "shape": [None, 8, 8, 1]}]
     assert metadata["class_names"] == [str(k) for k in range(10)]
+    # Served from the fastest export of the best checkpoint (the first test wrote them).
+    served = (metadata["backend"], metadata["quantized"], metadata["chosen"])
+    assert served == (*predict.fastest(digits_run), "auto")
 
     status, answer = post(f"{server}/predict", png(rows[0, :, :, 0]), "image/png")
     assert status == 200 and answer["class"] == int(expected[0].argmax())
-    np.testing.assert_allclose(answer["probabilities"], expected[0], atol=1e-6)
+    np.testing.assert_allclose(answer["probabilities"], expected[0], atol=export.TOLERANCE)
 
     # Eight requests at once, within the server's 300 ms window: answered together.
     bodies = [json.dumps({"array": row.tolist()}).encode() for row in rows]
@@ -138,7 +174,8 @@ def test_the_server_answers_batches_refuses_bad_requests_and_keeps_serving(serve
     assert all(status == 200 for status, _ in answers)
     assert max(answer["batch_size"] for _, answer in answers) > 1
     assert [answer["class"] for _, answer in answers] == list(expected.argmax(-1))
-    np.testing.assert_allclose([answer["probabilities"] for _, answer in answers], expected, atol=1e-6)
+    np.testing.assert_allclose([answer["probabilities"] for _, answer in answers], expected,
+                               atol=export.TOLERANCE)
 
     npy = io.BytesIO()
     np.save(npy, rows[1])
