@@ -11,14 +11,17 @@ from absl import app, flags
 from experiments import common
 
 flags.DEFINE_string("workdir", None, "Workdir of a language-model run of experiments.train.")
-flags.DEFINE_string("prompt", "", "Text to continue.")
-flags.DEFINE_integer("max_new_tokens", 100, "Tokens to generate (at most the model's max_len).")
-flags.DEFINE_float("temperature", 0.8, "Softmax temperature; 0 is greedy.")
-flags.DEFINE_integer("top_k", 40, "Sample from the k most likely tokens; 0 for all.")
+flags.DEFINE_string("prompt", None, "Text to continue (not empty).")
+flags.DEFINE_integer("max_new_tokens", 100, "Tokens to generate (at most the model's max_len).",
+                     lower_bound=1)
+flags.DEFINE_float("temperature", 0.8, "Softmax temperature; 0 is greedy.", lower_bound=0.0)
+flags.DEFINE_integer("top_k", 40, "Sample from the k most likely tokens; 0 for all.", lower_bound=0)
 flags.DEFINE_integer("seed", 0, "Sampling seed.")
-flags.DEFINE_integer("num_samples", 1, "Continuations to print.")
+flags.DEFINE_integer("num_samples", 1, "Continuations to print.", lower_bound=1)
 flags.DEFINE_string("checkpoint", "latest", "latest, best or a saved step number.")
-flags.mark_flags_as_required(["workdir"])
+flags.mark_flags_as_required(["workdir", "prompt"])
+flags.register_validator("prompt", lambda prompt: prompt is None or bool(prompt.strip()),
+                         "--prompt is empty: give the text to continue")
 
 
 def main(argv):

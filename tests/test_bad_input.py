@@ -132,6 +132,15 @@ BAD_COMMANDS = [
     ["experiments.evaluate", "--workdir={tmp}/nothing_here"],
     ["experiments.evaluate", "--workdir={workdir}", "--checkpoint=12345"],
     ["experiments.sweep", "--config=configs/digits_mlp.py", "--sweep=nope", "--sweep_dir={tmp}/s"],
+    # Flags a program cannot honour are refused before it starts (and a server never listens).
+    ["experiments.serve", "--workdir={workdir}", "--port=70000"],
+    ["experiments.serve", "--workdir={workdir}", "--max_batch=0"],
+    ["experiments.serve", "--workdir={workdir}", "--batch_wait_ms=-1"],
+    ["experiments.serve", "--workdir={workdir}", "--host=192.0.2.77"],  # Not this machine's address.
+    ["experiments.generate", "--workdir={workdir}", "--prompt="],
+    ["experiments.generate", "--workdir={workdir}", "--prompt=x", "--num_samples=0"],
+    ["experiments.generate", "--workdir={workdir}", "--prompt=x", "--temperature=-1"],
+    ["experiments.generate", "--workdir={workdir}", "--prompt=x", "--max_new_tokens=0"],
 ]
 
 

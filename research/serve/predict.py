@@ -89,7 +89,17 @@ class Reader:
             raise UserError(f"{name} has shape {array.shape}; the model takes {self.shape}")
         if array.dtype.kind not in "biuf":
             raise UserError(f"{name} holds {array.dtype} values, not numbers")
-        return {self.first["name"]: array.reshape(self.shape).astype(self.first["dtype"])}
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise UserError(f"{name} holds NaN or infinite values")
+        dtype = np.dtype(self.first["dtype"])
+        if dtype.kind in "iu":  # Pixels: whole numbers the dtype holds, never cast silently.
+            limits = np.iinfo(dtype)
+            if array.size and (array.min() < limits.min or array.max() > limits.max):
+                raise UserError(f"{name} holds values from {array.min()} to {array.max()}; the model "
+                                f"reads {dtype} values from {limits.min} to {limits.max}")
+            if array.dtype.kind == "f" and not np.array_equal(array, np.round(array)):
+                raise UserError(f"{name} holds fractions; the model reads whole {dtype} values")
+        return {self.first["name"]: array.reshape(self.shape).astype(dtype)}
 
     def text(self, text: str) -> dict:
         if self.tokenizer is None:

@@ -125,6 +125,8 @@ def _row(reader: predict.Reader, content_type: str, body: bytes) -> dict:
             payload = json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise UserError(f"the body is not JSON: {e}") from e
+        except RecursionError as e:
+            raise UserError("the JSON body is nested too deeply to read") from e
         if not isinstance(payload, dict) or not ({"array", "text"} & set(payload)):
             raise UserError('a JSON body is {"array": [...]} or {"text": "..."}')
         if "text" in payload:
@@ -133,7 +135,7 @@ def _row(reader: predict.Reader, content_type: str, body: bytes) -> dict:
             return reader.text(payload["text"])
         try:
             array = np.asarray(payload["array"])
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:
             raise UserError(f'"array" is not a rectangular array: {e}') from e
         return reader.array(array, "the array")
     if content_type not in CONTENT_TYPES:

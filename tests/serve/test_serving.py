@@ -185,6 +185,15 @@ def test_the_server_answers_batches_refuses_bad_requests_and_keeps_serving(serve
            (b"{not json", "application/json", 422, "not JSON"),
            (json.dumps({"text": "a text"}).encode(), "application/json", 422, "does not read text"),
            (b"x" * 30000, "application/x-npy", 413, "the limit is 20,000"),
+           # Values, not just shapes: nothing is cast silently.
+           (json.dumps({"array": np.full((8, 8), np.nan).tolist()}).encode(), "application/json", 422,
+            "NaN or infinite"),
+           (json.dumps({"array": np.full((8, 8), 300).tolist()}).encode(), "application/json", 422,
+            "values from 300 to 300; the model reads uint8 values from 0 to 255"),
+           (json.dumps({"array": np.full((8, 8), 0.5).tolist()}).encode(), "application/json", 422,
+            "holds fractions"),
+           (b'{"array": ' + b"[" * 5_000 + b"]" * 5_000 + b"}", "application/json", 422,
+            "nested too deeply|not a rectangular array"),
            (npy.getvalue(), "video/mp4", 415, "unsupported Content-Type 'video/mp4'")]
     for body, content_type, want_status, message in bad:
         status, answer = post(f"{server}/predict", body, content_type)
