@@ -1,7 +1,7 @@
 """Sends concurrent requests to a running experiments.serve and prints throughput and latency.
 
   .venv/bin/python scripts/load_test.py --url=http://127.0.0.1:8000 --requests=1000 --concurrency=32 \
-      [--input=shoe.png]
+      [--input=shoe.png] [--json=figures.json]
 
 Without --input each request is an all-zeros array of the model's input shape (JSON), read from
 /metadata. Prints requests/s, latency p50/p90/p99 and the mean batch the server formed.
@@ -21,6 +21,7 @@ flags.DEFINE_string("url", "http://127.0.0.1:8000", "The server.")
 flags.DEFINE_integer("requests", 500, "Requests to send.")
 flags.DEFINE_integer("concurrency", 32, "Requests in flight at once.")
 flags.DEFINE_string("input", "", "A file to send (PNG/JPEG, .npy or .txt); default: zeros.")
+flags.DEFINE_string("json", "", "Also write the figures to this JSON file.")
 FLAGS = flags.FLAGS
 TYPES = {".npy": "application/x-npy", ".txt": "text/plain"}
 
@@ -64,11 +65,18 @@ def main(argv):
     batches = [size for _, size, error in results if error is None]
     print(f"requests: {FLAGS.requests} ({len(errors)} failed), concurrency {FLAGS.concurrency}, "
           f"wall {wall:.2f} s")
+    figures = {"requests": FLAGS.requests, "failed": len(errors), "concurrency": FLAGS.concurrency,
+               "wall_s": wall}
     if latencies_ms.size:
         p50, p90, p99 = np.percentile(latencies_ms, [50, 90, 99])
         print(f"throughput: {len(latencies_ms) / wall:,.1f} requests/s")
         print(f"latency: p50 {p50:.1f} ms, p90 {p90:.1f} ms, p99 {p99:.1f} ms")
         print(f"mean batch formed by the server: {np.mean(batches):.1f} requests")
+        figures.update(requests_per_s=len(latencies_ms) / wall, p50_ms=p50, p90_ms=p90, p99_ms=p99,
+                       mean_batch=float(np.mean(batches)))
+    if FLAGS.json:
+        with open(FLAGS.json, "w") as f:
+            json.dump(figures, f, indent=1)
     if errors:
         print(f"first error: {errors[0]}")
         raise SystemExit(1)

@@ -18,9 +18,11 @@ import dataclasses
 import json
 import os
 import platform
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import zlib
 
 import numpy as np
@@ -59,6 +61,7 @@ class Row:
     quantize: str = ""
     of_row: str = ""
     export_args: tuple = ()
+    serve: bool = False  # Serve the row's seed-0 export and load-test it (SERVE_LOAD).
 
 
 SMALL_LM = ("--config.model.hidden=64", "--config.model.depth=1", "--config.model.heads=2",
@@ -90,7 +93,7 @@ TABLES = {
     "compression": ("Fashion-MNIST compression: distillation, pruning, int8 quantization "
                     "(configs/compression.py)", [
         Row("teacher", "Teacher: BN CNN conv32-conv64-dense128, 5 epochs",
-            "configs/compression.py:row=teacher", "-", export_args=FLOAT_EXPORT),
+            "configs/compression.py:row=teacher", "-", export_args=FLOAT_EXPORT, serve=True),
         Row("student", "Student CNN conv8-conv16-dense32 from scratch, 10 epochs",
             "configs/compression.py:row=student", "-", export_args=FLOAT_EXPORT),
         Row("distilled", "Student distilled from the teacher (T=4, alpha=0.9), 10 epochs",
@@ -109,12 +112,12 @@ TABLES = {
             init_from_row="teacher", export_args=FLOAT_EXPORT),
         *(Row(f"shrunk{k}", f"Teacher structurally pruned to {k}% of its channels and units (BatchNorm "
               "scale; dense: L1), fine-tuned 5 epochs", f"configs/compression.py:row=shrunk,keep=0.{k}",
-              "-", shrink_row="teacher", export_args=FLOAT_EXPORT) for k in (50, 25)),
+              "-", shrink_row="teacher", export_args=FLOAT_EXPORT, serve=True) for k in (50, 25)),
         *(Row(f"shrunk{k}_scratch", f"The {k}% model from scratch, the same 5-epoch schedule",
               f"configs/compression.py:row=shrunk,keep=0.{k}", "-") for k in (50, 25)),
         Row("shrunk50_ptq_static", "Teacher structurally pruned to 50%, then int8 post-training "
             "quantization (w8a8_static)", "configs/compression.py:row=shrunk,keep=0.50", "-",
-            quantize="w8a8_static", of_row="shrunk50", export_args=INT8_STATIC_EXPORT),
+            quantize="w8a8_static", of_row="shrunk50", export_args=INT8_STATIC_EXPORT, serve=True),
         Row("ptq", "Teacher, int8 post-training quantization (w8a8: int8 weights, activations "
             "quantized per call)", "configs/compression.py:row=teacher", "-", quantize="w8a8",
             of_row="teacher", export_args=INT8_EXPORT),
@@ -197,6 +200,8 @@ def run_row(table: str, row: Row, rows_by_name: dict) -> None:
         _timed(table, row, directory, command)
     if row.export_args:
         _export(table, row, rows_by_name)
+    if row.serve:
+        _serve(table, row, rows_by_name)
 
 
 def _timed(table: str, row: Row, directory: str, command: list[str]) -> None:
@@ -237,6 +242,46 @@ def _export(table: str, row: Row, rows_by_name: dict) -> None:
     print(f"[{table}/{row.name}] {' '.join(command[1:])}", flush=True)
     if subprocess.run(command, cwd=ROOT).returncode != 0:
         raise SystemExit(f"error: exporting {workdir} failed; see the message above")
+
+
+# What a served row is measured with: scripts/load_test.py's flags, client and server on the
+# same machine (each request one all-zeros image, answered by experiments.serve's batching).
+SERVE_LOAD = ("--requests=2000", "--concurrency=32")
+
+
+def _serve(table: str, row: Row, rows_by_name: dict) -> None:
+    """Serves the row's seed-0 export (ONNX; an int8 row: its int8 ONNX export) on loopback and
+    writes scripts/load_test.py's figures to served.json beside the export."""
+    workdir, directory = _exported_run(table, row, rows_by_name)
+    out = os.path.join(directory, "served.json")
+    if os.path.exists(out) and not flags.FLAGS.remeasure:
+        return
+    quantized = next((a.split("=", 1)[1] for a in row.export_args if a.startswith("--quantized=")), "")
+    with socket.socket() as s:  # A free port on loopback for the server.
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [sys.executable, "-m", "experiments.serve", f"--workdir={workdir}", "--host=127.0.0.1",
+               f"--port={port}", "--backend=onnx", *([f"--quantized={quantized}"] if quantized else [])]
+    print(f"[{table}/{row.name}] {' '.join(command[1:])}", flush=True)
+    server = subprocess.Popen(command, cwd=ROOT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/healthz", timeout=2):
+                    break
+            except OSError as e:
+                if server.poll() is not None or time.time() > deadline:
+                    raise SystemExit(f"error: the server of {workdir} did not start; see the message "
+                                     "above") from e
+                time.sleep(0.3)
+        load = [sys.executable, "scripts/load_test.py", f"--url={url}", *SERVE_LOAD, f"--json={out}"]
+        if subprocess.run(load, cwd=ROOT).returncode != 0:
+            raise SystemExit(f"error: load-testing {workdir} failed; see the message above")
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
 
 
 def _read_json(path: str) -> dict | None:
@@ -282,7 +327,7 @@ def _compression_cells(table: str, row: Row, rows_by_name: dict) -> tuple[list[s
     _, directory = _exported_run(table, row, rows_by_name)
     signature = _read_json(os.path.join(directory, "signature.json"))
     if signature is None:
-        return ["-"] * 7, {}
+        return ["-"] * 8, {}
     values = {"parameters": signature["parameters"]}
     cells = [f"{signature['parameters']['nonzero']:,} of {signature['parameters']['total']:,}"]
     for name in ("onnx", "stablehlo"):
@@ -302,6 +347,12 @@ def _compression_cells(table: str, row: Row, rows_by_name: dict) -> tuple[list[s
             cells += [size, f"{compressed:,}", timing, "-" if accuracy is None else f"{100 * accuracy:.2f}%"]
         else:
             cells += [size, timing]
+    served = _read_json(os.path.join(directory, "served.json"))
+    if served is not None and "requests_per_s" in served:
+        values["served"] = served
+        cells.append(f"{served['requests_per_s']:,.0f} / {served['p50_ms']:.1f} ms")
+    else:
+        cells.append("-")
     return cells, values
 
 
@@ -316,12 +367,14 @@ def summarize_compression(table: str, title: str, rows: list[Row]) -> str:
              "(ONNX) and in XLA via jax.export (StableHLO), on this CPU; the ONNX model's own test "
              "accuracy (`--evaluate`). int8 rows: the test accuracy is Qwix's int8 model's, which is "
              "what the StableHLO file holds; the ONNX file is onnxruntime's int8 quantization of the "
-             "float ONNX model (the same mode), with its own accuracy. Wall time: the row's training "
+             "float ONNX model (the same mode), with its own accuracy. Served: requests/s and median "
+             "latency of `experiments.serve --backend=onnx` under `scripts/load_test.py "
+             f"{' '.join(SERVE_LOAD)}` (client and server on the same cores). Wall time: the row's training "
              "(or quantization) commands, summed.", "",
              "| Model | Test accuracy | Parameters (non-zero) | ONNX bytes | ONNX zlib bytes | ONNX latency "
              "b1 / b256 per ex. | ONNX test accuracy | StableHLO bytes | XLA latency b1 / b256 per ex. | "
-             "Seeds | Wall time | Config |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "Served req/s / p50 | Seeds | Wall time | Config |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     summary = {}
     for row in rows:
         results = _row_results(table, row, rows_by_name)
@@ -416,6 +469,8 @@ def main(argv):
         for row in chosen:
             if row.export_args:
                 _export(f.table, row, rows_by_name)
+            if row.serve:
+                _serve(f.table, row, rows_by_name)
     elif not f.summarize_only:
         for row in chosen:
             for needed in (row.init_from_row, row.teacher_row, row.shrink_row, row.of_row):

@@ -38,6 +38,7 @@ def test_the_compression_table_reads_accuracies_exports_and_quantized_runs(tmp_p
         "formats": {"onnx": {"file": "model.onnx", "bytes": len(onnx_bytes), "test_accuracy": 0.9012,
                              "latency_s": {"1": 0.0002, "256": 0.0512}},
                     "stablehlo": {"file": "model.stablehlo", "bytes": 1234}}})
+    write_json(export / "served.json", {"requests_per_s": 512.3, "p50_ms": 48.04, "failed": 0})
 
     done = summarize(tmp_path, "--summarize_only")
     assert done.returncode == 0, done.stderr[-2000:]
@@ -45,10 +46,11 @@ def test_the_compression_table_reads_accuracies_exports_and_quantized_runs(tmp_p
     rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in table.splitlines()
             if line.startswith("| ") and not line.startswith("| ---")}
     teacher_row = rows["Teacher: BN CNN conv32-conv64-dense128, 5 epochs"]
-    assert teacher_row[1:9] == [
+    assert teacher_row[1:10] == [
         "91.0 ± 1.0% (90.00, 91.00, 92.00)", "100 of 400", f"{len(onnx_bytes):,}",
-        f"{len(zlib.compress(onnx_bytes, 9)):,}", "0.200 ms / 200.0 us", "90.12%", "1,234", "-"]
-    assert teacher_row[9:11] == ["3", "1.5 min"]
+        f"{len(zlib.compress(onnx_bytes, 9)):,}", "0.200 ms / 200.0 us", "90.12%", "1,234", "-",
+        "512 / 48.0 ms"]
+    assert teacher_row[10:12] == ["3", "1.5 min"]
     ptq = next(cells for label, cells in rows.items() if label.startswith("Teacher, int8 post-training "
                                                                           "quantization (w8a8:"))
     assert ptq[1] == "90.0 ± 1.0% (89.00, 90.00, 91.00)" and ptq[2] == "-"  # Not exported yet.

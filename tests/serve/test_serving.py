@@ -206,6 +206,9 @@ def test_the_server_answers_batches_refuses_bad_requests_and_keeps_serving(serve
     assert predict.predict(digits_run, [str(tmp_path / "one.npy")])[0]["class"] == answer["class"]
 
     done = subprocess.run([sys.executable, "scripts/load_test.py", f"--url={server}", "--requests=32",
-                           "--concurrency=8"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+                           "--concurrency=8", f"--json={tmp_path}/load.json"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "requests/s" in done.stdout and "p99" in done.stdout and "(0 failed)" in done.stdout
+    figures = json.loads((tmp_path / "load.json").read_text())
+    assert figures["failed"] == 0 and figures["requests_per_s"] > 0 and figures["p50_ms"] <= figures["p99_ms"]
