@@ -18,12 +18,15 @@ from research.export import formats, model
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 SUFFIXES = (*IMAGE_SUFFIXES, ".npy", ".txt")
 BACKENDS = ("auto", "jax", *formats.names())
-# What backend "auto" serves, the first of these the run has exported from the checkpoint asked
-# for, else the checkpoint itself (jax). The order is the Fashion-MNIST CNN's measured latency
-# on a 2-core CPU (docs/tables/compression.md, per example at batch 256): onnxruntime's int8
-# with calibrated scales 190 us, float ONNX 258 us, StableHLO in XLA 172 us at batch 256 but
-# 0.50 ms against ONNX's 0.24 ms for one request; int8 with per-call scales (w8a8) is slower
-# than float in both (637 us, 1761 us) and is served only when asked for.
+# The exports backend "auto" may serve, in the order it prefers them when their latencies were
+# not all measured (`experiments.export --measure_latency`); measured, the fastest for one
+# request wins. The order is the Fashion-MNIST CNN teacher's on a 2-core CPU
+# (docs/tables/compression.md, per example at batch 256): onnxruntime's int8 with calibrated
+# scales 190 us, float ONNX 258 us, StableHLO in XLA 172 us at batch 256 but 0.50 ms against
+# ONNX's 0.24 ms for one request. Smaller models turn it round (the teacher pruned to half its
+# channels: float ONNX 0.065 ms a request, its int8 0.069 ms), hence measurements first. int8
+# with per-call scales (w8a8) is slower than float in both runtimes (637 us, 1761 us) and is
+# served only when asked for.
 AUTO_ORDER = (("onnx", "w8a8_static"), ("onnx", ""), ("stablehlo", ""))
 
 
@@ -122,26 +125,33 @@ class Reader:
 
 
 def fastest(workdir: str, checkpoint_name: str = "best", quantized: str = "") -> tuple[str, str]:
-    """(backend, int8 mode or "") of the first of AUTO_ORDER (with `quantized`: of that mode)
-    that `workdir` has exported from its checkpoint `checkpoint_name`; ("jax", quantized) when
-    it has none. An export of another step is passed over (the run trained on after it), and
-    an int8 ONNX export exists only where it gave the JAX int8 model's classes when written
-    (research/export/exporting.py)."""
+    """(backend, int8 mode or "") of the export in AUTO_ORDER (with `quantized`: of that mode)
+    that `workdir` has of its checkpoint `checkpoint_name` and that answers one request
+    fastest, where every such export's latency was measured; else the first of them in the
+    order; ("jax", quantized) when it has none. An export of another step is passed over (the
+    run trained on after it), and an int8 ONNX export exists only where it gave the JAX int8
+    model's classes when written (research/export/exporting.py)."""
     from research.run import checkpoint  # Orbax: only the choice of a backend needs it.
 
     step = checkpoint.resolve(workdir, checkpoint_name)
     order = AUTO_ORDER
     if quantized:  # That int8 model: from the formats holding it, in the order's preference.
         order = [(name, quantized) for name, _ in AUTO_ORDER if quantized in formats.get(name).int8_modes]
+    found = []  # (backend, mode, seconds a call at batch 1 or None)
     for backend, mode in order:
         path = os.path.join(formats.export_dir(workdir, mode), "signature.json")
         if not os.path.exists(path):
             continue
         with open(path) as f:
             signature = json.load(f)
-        if backend in signature.get("formats", {}) and signature.get("step") == step:
-            return backend, mode
-    return "jax", quantized
+        written = signature.get("formats", {}).get(backend)
+        if written is not None and signature.get("step") == step:
+            found.append((backend, mode, written.get("latency_s", {}).get("1")))
+    if not found:
+        return "jax", quantized
+    if all(seconds is not None for _, _, seconds in found):
+        found = sorted(found, key=lambda f: f[2])  # Stable: ties keep the order's preference.
+    return found[0][0], found[0][1]
 
 
 def predictor(workdir: str, backend: str, checkpoint_name: str = "best", quantized: str = ""):

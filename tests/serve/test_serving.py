@@ -83,11 +83,12 @@ def test_auto_takes_the_fastest_export_of_the_checkpoint_asked_for(digits_run, t
     best = checkpoint.resolve(run, "best")
     other = next(step for step in (20, 40, 60) if step != best)  # digits_run saves every 20 steps.
 
-    def exported(mode: str, names: list[str], step: int = best) -> None:
+    def exported(mode: str, names: list[str], step: int = best, latency: dict | None = None) -> None:
         directory = formats.export_dir(run, mode)
         os.makedirs(directory, exist_ok=True)
         with open(os.path.join(directory, "signature.json"), "w") as f:
-            json.dump({"step": step, "formats": {name: {} for name in names}}, f)
+            json.dump({"step": step, "formats": {name: {"latency_s": {"1": latency[name]}} if latency else {}
+                                                 for name in names}}, f)
 
     assert predict.fastest(run) == ("jax", "")
     exported("", ["stablehlo"], step=other)  # Of a checkpoint not asked for: passed over.
@@ -104,6 +105,16 @@ def test_auto_takes_the_fastest_export_of_the_checkpoint_asked_for(digits_run, t
     assert predict.fastest(run) == ("onnx", "")
     assert predict.fastest(run, quantized="w8a8_static") == ("stablehlo", "w8a8_static")
     exported("w8a8_static", ["stablehlo", "onnx"])
+    assert predict.fastest(run) == ("onnx", "w8a8_static")
+    # Measured, the fastest for one request wins (a small model's float ONNX over its int8) ...
+    exported("", ["stablehlo", "onnx"], latency={"stablehlo": 3e-4, "onnx": 6.5e-5})
+    exported("w8a8_static", ["stablehlo", "onnx"], latency={"stablehlo": 5e-4, "onnx": 6.9e-5})
+    assert predict.fastest(run) == ("onnx", "")
+    exported("w8a8_static", ["stablehlo", "onnx"], latency={"stablehlo": 5e-4, "onnx": 6.0e-5})
+    assert predict.fastest(run) == ("onnx", "w8a8_static")
+    # ... where every candidate was measured; one unmeasured export puts the order back.
+    exported("", ["stablehlo", "onnx"])
+    exported("w8a8_static", ["stablehlo", "onnx"], latency={"stablehlo": 5e-4, "onnx": 9e-5})
     assert predict.fastest(run) == ("onnx", "w8a8_static")
 
 
