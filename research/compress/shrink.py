@@ -197,8 +197,8 @@ class ShrinkMethod(Method):
     def apply(self, config, parts, context):
         if config.shrink.criterion not in CRITERIA:
             raise UserError(f"shrink.criterion={config.shrink.criterion!r}; choose one of {list(CRITERIA)}")
-        # The source is read when a fresh run starts from it (`initial_variables`), not here: a
-        # shrunk run evaluates, exports and resumes without its source.
+        # The source is read when the run trains (`initial_variables`), not here: a shrunk run
+        # evaluates, exports and serves without it.
         return parts
 
     def starts_from(self, config) -> str:

@@ -227,12 +227,6 @@ def _exit_when_removed(directory: str, message: str, closed: threading.Event) ->
             os._exit(1)
 
 
-def any_saved(directory: str) -> bool:
-    """Whether `directory` holds a saved step (readable or not): a run there resumes rather
-    than starts."""
-    return os.path.isdir(directory) and any(name.isdigit() for name in os.listdir(directory))
-
-
 def latest_params(workdir: str, which: str = "latest") -> tuple[int, dict]:
     """The step and params (host arrays, no target) of `workdir`'s checkpoint `which`
     (latest, best or a step)."""

@@ -199,11 +199,11 @@ def start_or_resume(config, experiment: Experiment, group: Group, state, batches
     from (the latest readable checkpoint, the data iterator put back at its position, else
     `state` with the weights of the run it starts from, `config.init_from`'s or a compression
     method's source) and the group's checkpoints."""
-    variables, warm_start = {"params": state.params, "model_state": state.model_state}, None
-    if experiment.warm_start is not None and not checkpoint.any_saved(group.checkpoint_dir):
-        # A fresh run reads what it starts from before anything is written: a mismatch leaves
-        # the workdirs as they were. A run that resumes needs none of it.
-        warm_start = experiment.warm_start(variables, group.leading_axes)
+    warm_start = None
+    if experiment.warm_start is not None:  # Read before anything is written: a mismatch leaves
+        # the workdirs as they were.
+        warm_start = experiment.warm_start({"params": state.params, "model_state": state.model_state},
+                                           group.leading_axes)
     primary = distributed.is_primary()  # Every process checks the workdir; the first writes.
     for workdir, run_config in zip(group.workdirs, group.configs, strict=True):
         workdir_lib.prepare(workdir, run_config.to_dict(), allow_config_change=allow_config_change,
@@ -216,8 +216,8 @@ def start_or_resume(config, experiment: Experiment, group: Group, state, batches
     restored = checkpoints.restore_latest_good(checkpoint.abstract_like(state), batches)
     if restored is not None:
         return restored.state, Progress.from_json(restored.loop_state, len(group.workdirs)), checkpoints
-    if experiment.warm_start is not None:  # Read here when every saved checkpoint was unreadable.
-        state = state.replace(**(warm_start or experiment.warm_start(variables, group.leading_axes)))
+    if warm_start is not None:
+        state = state.replace(**warm_start)
     return state, Progress.fresh(len(group.workdirs)), checkpoints
 
 

@@ -113,7 +113,7 @@ def test_the_programs_help_and_choices_come_from_the_registry():
     assert done.stdout.splitlines() == ["Formats to write: stablehlo, onnx.", "['stablehlo', 'onnx']", "[]"]
     from research.serve import predict
 
-    assert predict.BACKENDS == ("jax", "stablehlo", "onnx")
+    assert predict.BACKENDS == ("auto", "jax", "stablehlo", "onnx")
 
 
 def test_a_new_format_is_an_entry_with_its_writer_and_loader(tmp_path, monkeypatch):
