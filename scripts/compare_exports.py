@@ -10,7 +10,6 @@ runtime's idle threads (onnxruntime's spin) would otherwise slow the next model'
 """
 
 import gc
-import json
 import os
 import sys
 
@@ -19,6 +18,7 @@ from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from research.export import formats, measure  # noqa: E402
+from research.export.signature import read_signature  # noqa: E402
 
 flags.DEFINE_multi_string("export", None, "An export directory (experiments.export's); repeat.")
 flags.DEFINE_string("format", "onnx", f"The format timed: {formats.either(formats.names())}.")
@@ -32,8 +32,7 @@ def main(argv):
     f = flags.FLAGS
     batches = {}
     for directory in f.export:
-        with open(os.path.join(directory, "signature.json")) as file:
-            first = json.load(file)["inputs"][0]
+        first = read_signature(directory)["inputs"][0]
         batches[directory] = {first["name"]: np.zeros((256, *first["shape"][1:]), first["dtype"])}
     times = {directory: [] for directory in batches}
     for _ in range(f.rounds):

@@ -227,8 +227,13 @@ def _timed(table: str, row: Row, directory: str, command: list[str]) -> None:
 def _exported_run(table: str, row: Row, rows_by_name: dict) -> tuple[str, str]:
     """(the workdir a row's export is made from, its export directory)."""
     workdir = os.path.join(sweep_dir(table, rows_by_name[row.of_row] if row.quantize else row), "seed=0")
-    quantized = next((a.split("=", 1)[1] for a in row.export_args if a.startswith("--quantized=")), "")
+    quantized = _quantized(row)
     return workdir, os.path.join(workdir, f"export_{quantized}" if quantized else "export")
+
+
+def _quantized(row: Row) -> str:
+    """The int8 mode of the row's export ("" for float)."""
+    return next((a.split("=", 1)[1] for a in row.export_args if a.startswith("--quantized=")), "")
 
 
 def _export(table: str, row: Row, rows_by_name: dict) -> None:
@@ -256,7 +261,7 @@ def _serve(table: str, row: Row, rows_by_name: dict) -> None:
     out = os.path.join(directory, "served.json")
     if os.path.exists(out) and not flags.FLAGS.remeasure:
         return
-    quantized = next((a.split("=", 1)[1] for a in row.export_args if a.startswith("--quantized=")), "")
+    quantized = _quantized(row)
     with socket.socket() as s:  # A free port on loopback for the server.
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -76,13 +76,17 @@ def widths(model_config) -> list[int]:
 
 def scores(params: dict, layer: Layer, criterion: str) -> np.ndarray:
     """One score per output channel of `layer` (higher: kept first)."""
-    if criterion not in CRITERIA:
-        raise UserError(f"shrink.criterion={criterion!r}; choose one of {list(CRITERIA)}")
+    check_criterion(criterion)
     if criterion == "bn_scale" and layer.norm is not None:
         return np.abs(np.asarray(params[layer.norm]["scale"], np.float64))
     kernel = np.asarray(params[layer.module]["kernel"], np.float64)
     incoming = kernel.reshape(-1, kernel.shape[-1])
     return np.sqrt((incoming ** 2).sum(0)) if criterion == "l2" else np.abs(incoming).sum(0)
+
+
+def check_criterion(criterion: str) -> None:
+    if criterion not in CRITERIA:
+        raise UserError(f"shrink.criterion={criterion!r}; choose one of {list(CRITERIA)}")
 
 
 def kept_channels(score: np.ndarray, count: int) -> np.ndarray:
@@ -195,8 +199,7 @@ class ShrinkMethod(Method):
         return bool(config.shrink.source)
 
     def apply(self, config, parts, context):
-        if config.shrink.criterion not in CRITERIA:
-            raise UserError(f"shrink.criterion={config.shrink.criterion!r}; choose one of {list(CRITERIA)}")
+        check_criterion(config.shrink.criterion)
         # The source is read when the run trains (`initial_variables`), not here: a shrunk run
         # evaluates, exports and serves without it.
         return parts

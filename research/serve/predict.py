@@ -5,7 +5,6 @@ which need neither the dataset nor this codebase's models); backend "auto" takes
 export the run has of the checkpoint asked for (`fastest`)."""
 
 import io
-import json
 import os
 
 import numpy as np
@@ -14,6 +13,7 @@ from PIL import Image
 from research.data import tokenizer
 from research.errors import UserError
 from research.export import formats, model
+from research.export.signature import read_signature
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 SUFFIXES = (*IMAGE_SUFFIXES, ".npy", ".txt")
@@ -139,11 +139,10 @@ def fastest(workdir: str, checkpoint_name: str = "best", quantized: str = "") ->
         order = [(name, quantized) for name, _ in AUTO_ORDER if quantized in formats.get(name).int8_modes]
     found = []  # (backend, mode, seconds a call at batch 1 or None)
     for backend, mode in order:
-        path = os.path.join(formats.export_dir(workdir, mode), "signature.json")
-        if not os.path.exists(path):
+        directory = formats.export_dir(workdir, mode)
+        if not os.path.exists(os.path.join(directory, "signature.json")):
             continue
-        with open(path) as f:
-            signature = json.load(f)
+        signature = read_signature(directory)
         written = signature.get("formats", {}).get(backend)
         if written is not None and signature.get("step") == step:
             found.append((backend, mode, written.get("latency_s", {}).get("1")))
