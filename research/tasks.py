@@ -92,6 +92,19 @@ class TaskLoss:
         return self.task.loss_and_metrics(logits, batch)
 
 
+def _mixed_terms(terms, batch: dict) -> tuple[jax.Array, jax.Array]:
+    """`terms(label_B)` -> (loss_B, right_B) for the batch's labels; for a batch mixed by
+    mixup or cutmix (research/data/augment.py), both terms weighed by `mix_weight` against
+    `mix_label`'s."""
+    loss_B, right_B = terms(batch["label"])
+    if "mix_weight" not in batch:
+        return loss_B, right_B
+    weight_B = batch["mix_weight"]
+    other_loss_B, other_right_B = terms(batch["mix_label"])
+    return (weight_B * loss_B + (1 - weight_B) * other_loss_B,
+            weight_B * right_B + (1 - weight_B) * other_right_B)
+
+
 class Classification(Task):
     """Integer labels `batch["label"]`, logits [B, K]."""
 
@@ -101,8 +114,13 @@ class Classification(Task):
         self.num_classes = num_classes
 
     def loss_and_metrics(self, logits_BxK: jax.Array, batch: dict) -> tuple[jax.Array, dict]:
-        loss = optax.softmax_cross_entropy_with_integer_labels(logits_BxK, batch["label"]).mean()
-        return loss, {"accuracy": (logits_BxK.argmax(-1) == batch["label"]).mean()}
+        """Cross-entropy; on a mixed batch (mixup, cutmix) against both labels by their weights,
+        and accuracy as the weight of the label predicted."""
+        def terms(label_B):
+            return (optax.softmax_cross_entropy_with_integer_labels(logits_BxK, label_B),
+                    logits_BxK.argmax(-1) == label_B)
+        loss_B, right_B = _mixed_terms(terms, batch)
+        return loss_B.mean(), {"accuracy": right_B.mean()}
 
     def weight(self, batch: dict) -> jax.Array:
         """What the train loss averages over: the batch's examples."""
@@ -201,9 +219,13 @@ class BinaryClassification(Task):
         return jnp.concatenate([jnp.zeros_like(logits_Bx1), logits_Bx1], axis=-1)
 
     def loss_and_metrics(self, logits_Bx1: jax.Array, batch: dict) -> tuple[jax.Array, dict]:
-        logit_B, label_B = logits_Bx1[:, 0], batch["label"]
-        loss = optax.sigmoid_binary_cross_entropy(logit_B, label_B.astype(logit_B.dtype)).mean()
-        return loss, {"accuracy": ((logit_B > 0) == (label_B == 1)).mean()}
+        logit_B = logits_Bx1[:, 0]
+
+        def terms(label_B):
+            return (optax.sigmoid_binary_cross_entropy(logit_B, label_B.astype(logit_B.dtype)),
+                    (logit_B > 0) == (label_B == 1))
+        loss_B, right_B = _mixed_terms(terms, batch)
+        return loss_B.mean(), {"accuracy": right_B.mean()}
 
     def weight(self, batch: dict) -> jax.Array:
         return jnp.asarray(batch["label"].shape[0], jnp.float32)

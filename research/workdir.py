@@ -162,9 +162,20 @@ ADDED_FIELDS = {
 }
 
 
+# Model fields added after runs were made: the families that have them, and the value.
+ADDED_MODEL_FIELDS = {
+    "head_dim": (("lm", "transformer", "vit"), 0),
+}
+
+
 def migrate(config_dict: dict) -> dict:
-    """`config_dict` (a config.json's) with every field in ADDED_FIELDS it lacks."""
+    """`config_dict` (a config.json's) with every field in ADDED_FIELDS and, for its model's
+    family, ADDED_MODEL_FIELDS it lacks."""
     migrated = json.loads(json.dumps(config_dict))
+    model = migrated.get("model", {})
+    for name, (families, value) in ADDED_MODEL_FIELDS.items():
+        if model.get("name") in families:
+            model.setdefault(name, value)
     for path, value in ADDED_FIELDS.items():
         *parents, name = path.split(".")
         section = migrated

@@ -21,8 +21,17 @@ Criteria (scores are per output channel of a layer, ranked within that layer):
 Removing a channel is exact for the channels kept: in eval mode the narrow model computes what
 the wide one does with the removed channels' outgoing weights set to zero.
 
-Families: cnn and mlp (without `residual`, whose skips tie a layer's channels to its input's).
-Written here because no library we use removes channels from Flax parameter trees.
+Transformers (lm, transformer, vit): each block keeps `model.heads` of its attention heads and
+`model.mlp_dim` of its MLP units; the residual stream (`hidden`) stays. The narrow config sets
+`model.head_dim` to the source's head width (hidden // heads of the source), so a kept head is
+the source's head. A head is scored by the norm of all its weights (its query, key and value
+projections and its slice of the output projection: what it reads and what it writes back to
+the stream), a unit by the norm of its incoming weights; bn_scale, with no BatchNorm in a block,
+is l1 there.
+
+Families: cnn, mlp (without `residual`, whose skips tie a layer's channels to its input's), and
+the Transformer families. Written here because no library we use removes channels from Flax
+parameter trees.
 """
 
 import dataclasses
@@ -40,13 +49,24 @@ from research.errors import UserError
 CRITERIA = ("bn_scale", "l1", "l2")
 
 
+TRANSFORMERS = ("lm", "transformer", "vit")
+# A Transformer block's parameters that hold its heads or units, and on which axis.
+HEAD_AXES = {("attention", "query", "kernel"): 1, ("attention", "key", "kernel"): 1,
+             ("attention", "value", "kernel"): 1, ("attention", "query", "bias"): 0,
+             ("attention", "key", "bias"): 0, ("attention", "value", "bias"): 0,
+             ("attention", "out", "kernel"): 0}
+UNIT_AXES = {("mlp_in", "kernel"): 1, ("mlp_in", "bias"): 0, ("mlp_out", "kernel"): 0}
+
+
 @dataclasses.dataclass(frozen=True)
 class Layer:
     """A layer whose output channels can be removed: the module holding its kernel (channels on
-    the last axis) and the BatchNorm module after it, if any."""
+    the last axis) and the BatchNorm module after it, if any; or (`kind` heads or units) a
+    Transformer block, by its path in the parameters, whose heads or MLP units can be."""
 
     module: str
     norm: str | None = None
+    kind: str = "channels"
 
 
 def layers(model_config) -> tuple[list[Layer], str]:
@@ -63,15 +83,41 @@ def layers(model_config) -> tuple[list[Layer], str]:
                             "shrink serves MLPs without it")
         hidden = [Layer(f"Dense_{j}") for j in range(len(model_config.hidden_sizes))]
         return hidden, f"Dense_{len(model_config.hidden_sizes)}"
-    raise UserError(f"shrink: model {model_config.name!r} is not one shrink can narrow; it narrows cnn "
-                    "and mlp")
+    if model_config.name in TRANSFORMERS:
+        trunk = "trunk/" if model_config.name != "vit" else ""
+        blocks = [f"{trunk}block_{i}" for i in range(model_config.depth)]
+        return [Layer(block, kind=kind) for block in blocks for kind in ("heads", "units")], None
+    raise UserError(f"shrink: model {model_config.name!r} is not one shrink can narrow; it narrows cnn, "
+                    f"mlp and {', '.join(TRANSFORMERS)}")
 
 
 def widths(model_config) -> list[int]:
-    """Each layer's output channels, in the order of `layers`."""
+    """Each layer's output channels (a block's heads and units), in the order of `layers`."""
     if model_config.name == "cnn":
         return [*model_config.conv_features, *model_config.dense_sizes]
+    if model_config.name in TRANSFORMERS:
+        return [model_config.heads, model_config.mlp_dim] * model_config.depth
     return list(model_config.hidden_sizes)
+
+
+def head_width(model_config) -> int:
+    return model_config.get("head_dim", 0) or model_config.hidden // model_config.heads
+
+
+def _module(params: dict, path: str) -> dict:
+    for name in path.split("/"):
+        params = params[name]
+    return params
+
+
+def _block_parts(block: dict, axes: dict):
+    """(path in the block, axis) of each parameter of `axes` the block holds."""
+    for path, axis in axes.items():
+        node = block
+        for name in path:
+            node = node.get(name) if isinstance(node, dict) else None
+        if node is not None:
+            yield path, axis
 
 
 def scores(params: dict, layer: Layer, criterion: str) -> np.ndarray:
@@ -79,9 +125,18 @@ def scores(params: dict, layer: Layer, criterion: str) -> np.ndarray:
     check_criterion(criterion)
     if criterion == "bn_scale" and layer.norm is not None:
         return np.abs(np.asarray(params[layer.norm]["scale"], np.float64))
-    kernel = np.asarray(params[layer.module]["kernel"], np.float64)
-    incoming = kernel.reshape(-1, kernel.shape[-1])
-    return np.sqrt((incoming ** 2).sum(0)) if criterion == "l2" else np.abs(incoming).sum(0)
+    if layer.kind == "channels":
+        kernel = np.asarray(params[layer.module]["kernel"], np.float64)
+        weights = [kernel.reshape(-1, kernel.shape[-1])]
+    else:
+        block = _module(params, layer.module)
+        parts = HEAD_AXES if layer.kind == "heads" else {("mlp_in", "kernel"): 1}
+        weights = [np.moveaxis(np.asarray(_module(block, "/".join(path)), np.float64), axis, -1)
+                   for path, axis in _block_parts(block, parts)]
+        weights = [w.reshape(-1, w.shape[-1]) for w in weights]
+    if criterion == "l2":
+        return np.sqrt(sum((w ** 2).sum(0) for w in weights))
+    return sum(np.abs(w).sum(0) for w in weights)
 
 
 def check_criterion(criterion: str) -> None:
@@ -110,6 +165,8 @@ def _take_inputs(kernel: np.ndarray, keep: np.ndarray, channels: int) -> np.ndar
 def narrow(variables: dict, chain: list[Layer], output: str, kept: list[np.ndarray]) -> dict:
     """`variables` ({"params": ..., "batch_stats": ...}, host arrays) with only the channels
     `kept[i]` of `chain[i]`, and every weight reading a removed one dropped."""
+    if chain and chain[0].kind != "channels":
+        return _narrow_blocks(variables, chain, kept)
     params = {name: dict(module) for name, module in variables["params"].items()}
     stats = {name: dict(module) for name, module in variables.get("batch_stats", {}).items()}
     reading = None  # (kept indices, channel count) of the layer feeding the next.
@@ -130,6 +187,19 @@ def narrow(variables: dict, chain: list[Layer], output: str, kept: list[np.ndarr
     return {"params": params, **({"batch_stats": stats} if stats else {})}
 
 
+def _narrow_blocks(variables: dict, chain: list[Layer], kept: list[np.ndarray]) -> dict:
+    """Transformer blocks with only the heads or units `kept[i]` of `chain[i]`: each weight
+    holding them taken on its heads or units axis; the stream's weights stay."""
+    flat = traverse_util.flatten_dict(variables["params"], sep="/")
+    for layer, keep in zip(chain, kept, strict=True):
+        axes = HEAD_AXES if layer.kind == "heads" else UNIT_AXES
+        for path, axis in axes.items():
+            key = "/".join((layer.module, *path))
+            if key in flat:
+                flat[key] = np.take(flat[key], keep, axis=axis)
+    return {**variables, "params": traverse_util.unflatten_dict(flat, sep="/")}
+
+
 def choose(source_params: dict, source_model, model_config, criterion: str) -> tuple[list[Layer], str, list]:
     """The layers of the source model, its output layer and, for each layer, the channels the
     narrower `model_config` keeps under `criterion`."""
@@ -146,6 +216,14 @@ def check(source_model, model_config) -> tuple[list[Layer], str]:
         raise UserError(f"shrink: this run's model is {model_config.name!r} but the source's is "
                         f"{source_model.name!r}; shrink narrows a model of the same family")
     chain, output = layers(source_model)
+    if source_model.name in TRANSFORMERS:
+        if model_config.hidden != source_model.hidden or model_config.depth != source_model.depth:
+            raise UserError(f"shrink: the source has hidden={source_model.hidden}, "
+                            f"depth={source_model.depth}; this run must keep both (shrink removes heads and "
+                            "MLP units)")
+        if head_width(model_config) != head_width(source_model):
+            raise UserError(f"shrink: the source's heads are {head_width(source_model)} wide; set "
+                            f"--config.model.head_dim={head_width(source_model)} to keep them whole")
     wide, narrow_widths = widths(source_model), widths(model_config)
     one_per_layer = len(wide) == len(narrow_widths)
     if not one_per_layer or not all(1 <= n <= w for n, w in zip(narrow_widths, wide, strict=True)):
@@ -164,8 +242,9 @@ def start(shrink_config, model_config, load_variables, target: dict) -> dict:
                                  shrink_config.criterion)
     narrowed = narrow(variables, chain, output, kept)
     for layer, keep in zip(chain, kept, strict=True):
-        logging.info("shrink: %s keeps %d channels by %s: %s", layer.module, len(keep),
-                     shrink_config.criterion, keep.tolist())
+        by = shrink_config.criterion if layer.norm or shrink_config.criterion != "bn_scale" else "l1"
+        logging.info("shrink: %s keeps %d %s by %s: %s", layer.module, len(keep), layer.kind, by,
+                     keep.tolist())
     start_variables = {"params": narrowed.pop("params"), "model_state": narrowed}
     wanted = traverse_util.flatten_dict(target, sep="/")
     got = traverse_util.flatten_dict(start_variables, sep="/")

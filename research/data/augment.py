@@ -7,6 +7,11 @@ random_contrast(factor=0.2)". Ops work on a whole
 uint8 batch [B, H, W, C] with numpy and draw from a generator seeded by (seed, batch number),
 so a batch is augmented the same way whenever it is made, resumed runs included.
 
+Two ops mix pairs of examples, "mixup(alpha=1.0)" and "cutmix(alpha=1.0)" (at most one a spec):
+they blend each image with another of the batch and add `mix_label` (the other's label) and
+`mix_weight` (the share of the image's own label) to the batch; the classification losses
+read them as soft labels, and a distilled student matches its teacher on the mixed images.
+
 Written here rather than taken from a library: the libraries at hand apply ops per example in
 Python (too slow to keep up with the train step) or in TensorFlow, which the training process
 does not load.
@@ -125,9 +130,56 @@ def random_contrast(images: np.ndarray, rng: np.random.Generator, factor=0.2) ->
     return np.clip(np.rint(scaled), 0, 255).astype(images.dtype)
 
 
+def _partners(rng: np.random.Generator, batch: dict, p: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each example's partner (a random pairing of the batch) and whether it is mixed (with
+    probability `p`)."""
+    if "label" not in batch:
+        raise UserError("data.augment: mixup and cutmix mix labels; this dataset has none")
+    n = len(batch["label"])
+    return rng.permutation(n), rng.random(n) < p
+
+
+def _mixed(batch: dict, images: np.ndarray, partner_B: np.ndarray, weight_B: np.ndarray) -> dict:
+    return {**batch, "image": images, "mix_label": batch["label"][partner_B],
+            "mix_weight": weight_B.astype(np.float32)}
+
+
+def mixup(batch: dict, rng: np.random.Generator, alpha: float = 1.0, p: float = 1.0) -> dict:
+    """Mixup (Zhang et al., 2018): with probability `p` an example's image becomes
+    `w * image + (1 - w) * partner's image`, w ~ Beta(alpha, alpha) drawn per example."""
+    partner_B, mixed_B = _partners(rng, batch, p)
+    images = batch["image"]
+    weight_B = np.where(mixed_B, rng.beta(alpha, alpha, size=len(images)), 1.0)
+    w = weight_B[:, None, None, None]
+    blended = np.rint(w * images + (1 - w) * images[partner_B])
+    return _mixed(batch, blended.astype(images.dtype), partner_B, weight_B)
+
+
+def cutmix(batch: dict, rng: np.random.Generator, alpha: float = 1.0, p: float = 1.0) -> dict:
+    """CutMix (Yun et al., 2019): with probability `p` a rectangle of the partner's image is
+    pasted into an example's: its sides sqrt(1 - w) of the image's, w ~ Beta(alpha, alpha), at a
+    uniformly drawn centre, clipped to the image. `mix_weight` is the share of pixels the
+    image keeps after clipping."""
+    partner_B, mixed_B = _partners(rng, batch, p)
+    images = batch["image"]
+    B, H, W, _ = images.shape
+    side_B = np.sqrt(1.0 - rng.beta(alpha, alpha, size=B))
+    centre_Bx2 = rng.uniform(0, 1, size=(B, 2)) * [H, W]
+    half_Bx2 = side_B[:, None] * [H, W] / 2
+    top_B, left_B = np.clip(np.rint(centre_Bx2 - half_Bx2), 0, [H, W]).astype(int).T
+    bottom_B, right_B = np.clip(np.rint(centre_Bx2 + half_Bx2), 0, [H, W]).astype(int).T
+    rows_BxH, cols_BxW = np.arange(H)[None], np.arange(W)[None]
+    inside_BxHxW = (((rows_BxH >= top_B[:, None]) & (rows_BxH < bottom_B[:, None]))[:, :, None]
+                    & ((cols_BxW >= left_B[:, None]) & (cols_BxW < right_B[:, None]))[:, None, :])
+    inside_BxHxW &= mixed_B[:, None, None]
+    pasted = np.where(inside_BxHxW[..., None], images[partner_B], images)
+    return _mixed(batch, pasted, partner_B, 1.0 - inside_BxHxW.mean(axis=(1, 2)))
+
+
 OPS = {"random_crop": random_crop, "flip_lr": flip_lr, "random_erasing": random_erasing,
        "random_affine": random_affine, "random_brightness": random_brightness,
        "random_contrast": random_contrast}
+MIXES = {"mixup": mixup, "cutmix": cutmix}  # Ops of the whole batch: (batch, rng) -> batch.
 
 
 def _parse_op(text: str):
@@ -141,9 +193,9 @@ def _parse_op(text: str):
             raise ValueError
     except (SyntaxError, ValueError) as e:
         raise UserError(f"data.augment: cannot read op {text!r}; write name or name(key=value, ...)") from e
-    if name not in OPS:
-        raise UserError(f"data.augment: unknown op {name!r}; choose from {sorted(OPS)}")
-    accepted = list(inspect.signature(OPS[name]).parameters)[2:]
+    if name not in OPS and name not in MIXES:
+        raise UserError(f"data.augment: unknown op {name!r}; choose from {sorted(OPS) + sorted(MIXES)}")
+    accepted = list(inspect.signature(OPS.get(name) or MIXES[name]).parameters)[2:]
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:
         raise UserError(f"data.augment: op {name!r} takes {accepted}, not {unknown}")
@@ -156,11 +208,15 @@ def parse(spec: str):
     ops = [_parse_op(text) for text in spec.split("|") if text.strip()]
     if not ops:
         return None
+    if sum(name in MIXES for name, _ in ops) > 1:
+        raise UserError(f"data.augment: {spec!r} has more than one of {sorted(MIXES)}; keep one")
 
     def augment(batch: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
-        images = batch["image"]
         for name, kwargs in ops:
-            images = OPS[name](images, rng, **kwargs)
-        return {**batch, "image": images}
+            if name in MIXES:
+                batch = MIXES[name](batch, rng, **kwargs)
+            else:
+                batch = {**batch, "image": OPS[name](batch["image"], rng, **kwargs)}
+        return batch
 
     return augment

@@ -44,6 +44,9 @@ class TransformerConfig:
     hidden: int = 128  # Width of the residual stream.
     depth: int = 2  # Blocks.
     heads: int = 4
+    # Each head's width; 0: hidden // heads. A structurally pruned model (research/compress/
+    # shrink.py) keeps its source's head width with fewer heads.
+    head_dim: int = 0
     mlp_dim: int = 512  # The MLP's hidden units.
     dropout: float = 0.1
     dtype: str = "float32"  # Compute type (DTYPES).
@@ -65,6 +68,8 @@ def check_precision(config: TransformerConfig) -> None:
     for key, value in (("dtype", config.dtype), ("param_dtype", config.param_dtype)):
         if value not in DTYPES:
             raise UserError(f"model.{key}={value!r}; choose one of {list(DTYPES)} (--config.model.{key})")
+    if config.head_dim < 0:
+        raise UserError(f"model.head_dim={config.head_dim}; it is 0 (hidden // heads) or a head's width")
     if config.remat not in ("none", *REMAT_POLICIES):
         raise UserError(f"model.remat={config.remat!r}; choose one of {['none', *REMAT_POLICIES]} "
                         "(--config.model.remat)")
@@ -106,7 +111,8 @@ class Block(nn.Module):
         dense = nn.initializers.lecun_normal()
         y = nn.LayerNorm(name="attention_norm", **types)(x_BxLxD)
         y = nn.MultiHeadDotProductAttention(
-            config.heads, dropout_rate=config.dropout, deterministic=not train, name="attention",
+            config.heads, qkv_features=config.heads * config.head_dim if config.head_dim else None,
+            dropout_rate=config.dropout, deterministic=not train, name="attention",
             kernel_init=named(dense, "embed", "heads", "kv"),
             bias_init=named(nn.initializers.zeros, "heads", "kv"),
             out_kernel_init=named(dense, "heads", "kv", "embed"),

@@ -133,3 +133,80 @@ def test_brightness_and_contrast_are_clipped_seeded_and_identities_at_zero():
     batch = {"image": images, "label": np.arange(3)}
     np.testing.assert_array_equal(spec(batch, rng())["image"], spec(batch, rng())["image"])
     assert spec(batch, rng())["image"].shape == images.shape
+
+
+def constant_images(values, size=8):
+    """Image i is the constant values[i], so a mixed pixel says which images it came from."""
+    shape = (len(values), size, size, 1)
+    return np.broadcast_to(np.asarray(values, np.uint8)[:, None, None, None], shape).copy()
+
+
+def test_mixup_blends_each_image_with_its_partner_by_its_weight():
+    values = np.array([0, 40, 80, 120, 160, 200, 240, 20])
+    batch = {"image": constant_images(values), "label": np.arange(8, dtype=np.int32)}
+    out = augment.mixup(batch, rng(3), alpha=1.0)
+    weight, partner = out["mix_weight"], out["mix_label"]  # Labels are the indices here.
+    assert out["image"].dtype == np.uint8 and weight.dtype == np.float32
+    assert 0 < weight.min() and weight.max() < 1 and not (partner == np.arange(8)).all()
+    np.testing.assert_allclose(out["image"][:, 0, 0, 0], weight * values + (1 - weight) * values[partner],
+                               atol=0.5)
+    np.testing.assert_array_equal(out["label"], batch["label"])
+    kept = augment.mixup(batch, rng(3), p=0.0)
+    np.testing.assert_array_equal(kept["image"], batch["image"])
+    assert (kept["mix_weight"] == 1).all()
+
+
+def test_cutmix_pastes_one_rectangle_of_the_partner_and_weighs_by_the_pixels_kept():
+    values = np.array([10, 60, 110, 160, 210, 250])
+    batch = {"image": constant_images(values, size=16), "label": np.arange(6, dtype=np.int32)}
+    out = augment.cutmix(batch, rng(4), alpha=1.0)
+    for image, own, partner, weight in zip(out["image"][..., 0], values, out["mix_label"], out["mix_weight"],
+                                           strict=True):
+        pasted = image != own
+        assert set(np.unique(image)) <= {own, values[partner]}
+        if pasted.any():
+            rows, cols = np.nonzero(pasted)
+            assert (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1) == len(rows), "one rectangle"
+        if partner != np.flatnonzero(values == own)[0]:
+            assert weight == pytest.approx(1 - pasted.mean())
+    assert (out["mix_weight"] < 1).any()
+
+
+def test_a_spec_mixes_once_and_mixed_labels_reach_the_loss():
+    with pytest.raises(UserError, match="more than one"):
+        augment.parse("mixup|cutmix")
+    op = augment.parse("flip_lr|cutmix(alpha=0.5)")
+    batch = {"image": images(), "label": np.arange(6, dtype=np.int32)}
+    a, b = op(batch, rng(1)), op(batch, rng(1))
+    np.testing.assert_array_equal(a["image"], b["image"])
+    np.testing.assert_array_equal(a["mix_weight"], b["mix_weight"])
+    with pytest.raises(UserError, match="mix labels"):
+        augment.mixup({"image": images()}, rng())
+
+
+def test_the_classification_loss_of_a_mixed_batch_weighs_both_labels():
+    import jax.numpy as jnp
+    import optax
+
+    from research import tasks
+    logits = jnp.asarray(np.random.default_rng(0).normal(size=(4, 3)), jnp.float32)
+    label, other = jnp.array([0, 1, 2, 0]), jnp.array([1, 1, 0, 2])
+    weight = jnp.array([1.0, 0.3, 0.5, 0.0], jnp.float32)
+    task = tasks.Classification(3)
+    loss, metrics = task.loss_and_metrics(logits, {"label": label, "mix_label": other, "mix_weight": weight})
+    ce = optax.softmax_cross_entropy_with_integer_labels
+    expected = (weight * ce(logits, label) + (1 - weight) * ce(logits, other)).mean()
+    np.testing.assert_allclose(loss, expected, rtol=1e-6)
+    soft = optax.softmax_cross_entropy(logits, weight[:, None] * jnp.eye(3)[label]
+                                       + (1 - weight[:, None]) * jnp.eye(3)[other]).mean()
+    np.testing.assert_allclose(loss, soft, rtol=1e-6)  # The same as a soft label.
+    right = logits.argmax(-1)
+    expected_accuracy = (weight * (right == label) + (1 - weight) * (right == other)).mean()
+    np.testing.assert_allclose(metrics["accuracy"], expected_accuracy, rtol=1e-6)
+    binary = tasks.BinaryClassification()
+    logit = logits[:, :1]
+    own, mixed_in = jnp.array([0, 1, 1, 0]), jnp.array([1, 1, 0, 0])
+    loss, _ = binary.loss_and_metrics(logit, {"label": own, "mix_label": mixed_in, "mix_weight": weight})
+    target = weight * own + (1 - weight) * mixed_in
+    expected = optax.sigmoid_binary_cross_entropy(logit[:, 0], target).mean()
+    np.testing.assert_allclose(loss, expected, rtol=1e-6)

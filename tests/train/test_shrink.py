@@ -5,6 +5,7 @@ written."""
 
 import os
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -155,3 +156,52 @@ def test_a_source_that_is_no_run_or_of_another_family_is_one_error(digits_cnn_ru
     config.model = common.mlp_model(hidden_sizes=(8,))
     with pytest.raises(UserError, match="this run's model is 'mlp' but the source's is 'cnn'"):
         loop.train_and_evaluate(config, str(tmp_path / "b"))
+
+
+TRANSFORMERS = {  # Source (heads, mlp_dim) -> kept (heads, mlp_dim), 2 blocks.
+    "lm": ({"hidden": 16, "heads": 4, "mlp_dim": 12}, (2, 5)),
+    "transformer": ({"hidden": 16, "heads": 4, "mlp_dim": 12, "pool": "mean"}, (3, 7)),
+    "vit": ({"hidden": 16, "heads": 4, "mlp_dim": 12, "patch_size": 4}, (1, 4)),
+}
+
+
+@pytest.mark.parametrize("family", sorted(TRANSFORMERS))
+def test_a_narrow_transformer_is_the_wide_one_with_the_removed_heads_and_units_silenced(family):
+    sizes, (heads, units) = TRANSFORMERS[family]
+    wide_config = ml_collections.ConfigDict({"name": family, **models.defaults(family), **sizes,
+                                             "depth": 2, "dropout": 0.0})
+    narrow_config = ml_collections.ConfigDict(wide_config.to_dict())
+    narrow_config.update(heads=heads, mlp_dim=units, head_dim=shrink.head_width(wide_config))
+    if family == "vit":
+        x, kwargs = jnp.asarray(np.random.default_rng(1).uniform(0, 1, (3, 8, 8, 1)), jnp.float32), {}
+    else:
+        x = jnp.asarray(np.random.default_rng(1).integers(0, 20, (3, 6)), jnp.int32)
+        kwargs = {"mask": jnp.ones((3, 6), bool)}
+    build = lambda c: models.build(c, 5, vocab_size=20)  # noqa: E731
+    wide, narrow = build(wide_config), build(narrow_config)
+    variables = jax.tree.map(np.asarray, nn.meta.unbox(
+        jax.jit(lambda: wide.init(jax.random.key(0), x, **kwargs, train=False))()))
+    rng = np.random.default_rng(3)
+    variables = jax.tree.map(lambda v: (v + rng.normal(0, 0.3, v.shape)).astype(np.float32), variables)
+
+    chain, output, kept = shrink.choose(variables["params"], wide_config, narrow_config, "l2")
+    assert [len(keep) for keep in kept] == [heads, units, heads, units]
+    for layer, keep in zip(chain, kept, strict=True):
+        score = shrink.scores(variables["params"], layer, "l2")
+        assert np.min(score[keep]) >= np.max(np.delete(score, keep), initial=-np.inf)
+    narrowed = shrink.narrow(variables, chain, output, kept)
+    silent = jax.tree.map(np.copy, variables)
+    for layer, keep in zip(chain, kept, strict=True):
+        block = shrink._module(silent["params"], layer.module)
+        removed = np.setdiff1d(np.arange(4 if layer.kind == "heads" else 12), keep)
+        if layer.kind == "heads":  # A head writes to the stream through its slice of `out`.
+            block["attention"]["out"]["kernel"][removed] = 0.0
+        else:
+            block["mlp_out"]["kernel"][removed] = 0.0
+    apply = jax.jit(lambda model, v: model.apply(v, x, **kwargs, train=False), static_argnums=0)
+    np.testing.assert_allclose(apply(narrow, narrowed), apply(wide, silent), rtol=1e-4, atol=1e-5)
+    assert not np.allclose(apply(wide, variables), apply(wide, silent), atol=1e-3)  # Something was removed.
+
+    narrow_config.head_dim = 0
+    with pytest.raises(UserError, match=f"set --config.model.head_dim={shrink.head_width(wide_config)}"):
+        shrink.choose(variables["params"], wide_config, narrow_config, "l1")
