@@ -23,6 +23,7 @@ def base_config() -> ml_collections.ConfigDict:
     # empty: every class.
     config.data.classes = ()
     config.data.vocab_size = 8000  # Text: tokenizer vocabulary, trained on the train split.
+    config.data.tokenizer = "bpe"  # Text: bpe (SentencePiece, vocab_size pieces) or char (one a character).
     config.data.max_len = 256  # Text: tokens an example (classifiers) or a window (language models).
     # data.name=text_folder, your own corpus: a directory, glob or comma-separated list of .txt
     # files (a document each) and .jsonl files (a document a line, in `text_field`).

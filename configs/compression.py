@@ -27,11 +27,13 @@ Rows:
              5; Adam at `lr`, default 1e-3, a 50-step warmup, cosine decay); without
              `shrink.source` the same model and schedule from scratch
 `fm=mixup` (or `fm=cutmix`) trains a student or distilled row by function matching (Beyer et
-al., 2022): every training image is cropped (pad 2), flipped and mixed with another of the batch,
+al., 2022): every training image is cropped (pad 2), flipped and mixed with another of the batch
+(`fm=crop`: not mixed),
 Adam's rate follows a cosine over `epochs` (default 10) after a 100-step warmup, and a distilled
 student learns from the teacher's outputs on those same mixed images alone (alpha=1, T=1); a
 student row with the same `fm` is its scratch baseline, the same views and schedule with the
-two labels weighed by the mix.
+two labels weighed by the mix. On a shrunk row, `fm` fine-tunes on those views, and with
+`--config.distill.teacher` set (the compression recipe), from the teacher's outputs on them.
 `wide=True` makes the student conv16-pool-conv32-pool-dense64 (105,866 parameters, 4x fewer
 than the teacher's), which fits its training set more closely than the small one; `mlp=True`
 makes it an MLP 784-256-128-10 (235,146 parameters), a student of another family that
@@ -74,14 +76,15 @@ def get_config(arg=None):
         config.opt.update(lr=float(args.lr), warmup_steps=50)
         config.train.epochs = float(args.epochs or 5.0)
     if args.fm:
-        if args.row not in ("student", "distilled") or args.fm not in ("mixup", "cutmix"):
-            raise ValueError(f"fm={args.fm!r}: function matching is fm=mixup or fm=cutmix, for the "
-                             "student and distilled rows")
-        config.data.augment = f"random_crop(pad=2)|flip_lr|{args.fm}(alpha=1.0)"
-        config.opt.update(schedule="cosine", warmup_steps=100)
-        config.train.epochs = float(args.epochs or 10.0)
-        if args.row == "distilled":
-            config.distill.update(temperature=1.0, alpha=1.0)
+        if args.row not in ("student", "distilled", "shrunk") or args.fm not in ("mixup", "cutmix", "crop"):
+            raise ValueError(f"fm={args.fm!r}: function matching is fm=mixup, cutmix or crop, for the "
+                             "student, distilled and shrunk rows")
+        mix = "" if args.fm == "crop" else f"|{args.fm}(alpha=1.0)"
+        config.data.augment = f"random_crop(pad=2)|flip_lr{mix}"
+        config.distill.update(temperature=1.0, alpha=1.0)  # Read when distill.teacher is set.
+        if args.row != "shrunk":
+            config.opt.update(schedule="cosine", warmup_steps=100)
+            config.train.epochs = float(args.epochs or 10.0)
     if args.row == "qat":
         config.quant.mode = "qat"
     return common.shrink_for_smoke(config) if args.smoke else config

@@ -3,7 +3,7 @@ checked by ml_collections; here are the ranges, the choices and the names that m
 Each problem is one UserError line that names the flag to change."""
 
 from research import models, optim, tasks
-from research.data import registry
+from research.data import registry, tokenizer
 from research.errors import UserError
 from research.parallel import sharding
 
@@ -51,6 +51,7 @@ def validate(config) -> None:
     _one_of(config.data.source, ("auto", "local", "catalog"), "data.source")
     _positive(config, "data.batch_size", "data.vocab_size", "data.max_len", "eval.batch_size")
     _one_of(str(config.data.in_memory).lower(), ("auto", "true", "false"), "data.in_memory")
+    _one_of(config.data.tokenizer, tokenizer.KINDS, "data.tokenizer")
     _non_negative(config, "data.in_memory_max_gb", "data.workers", "eval.max_batches")
     _one_of(config.model.name, models.MODELS, "model.name")
     _one_of(config.task, tasks.TASKS, "task")

@@ -144,6 +144,7 @@ ADDED_FIELDS = {
     "init_from": "",
     "data.classes": [],
     "data.augment": "",
+    "data.tokenizer": "bpe",
     "data.workers": 0,
     "data.in_memory": "auto",
     "data.in_memory_max_gb": 4.0,

@@ -90,6 +90,7 @@ DATASETS = {
     "two_moons": local("research.data.two_moons:TwoMoons"),
     "mnist1d": local("research.data.mnist1d:Mnist1d"),
     "bbc_news": local("research.data.bbc_news:BbcNews"),
+    "tiny_shakespeare": local("research.data.tiny_shakespeare:TinyShakespeare"),
     "text_folder": _text_folder,
     "mnist": catalog("mnist", offline="fashion_mnist"),
     "cifar10": catalog("cifar10"),

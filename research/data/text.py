@@ -33,10 +33,12 @@ def tokenizer_path(data_config, train_texts, *, workdir: str | None, init_from: 
     builder = sources.prepared_builder(data_config)
     # Named by what it is trained on: the vocabulary size and the classes kept (data.classes).
     classes = "".join(f"-{name}" for name in data_config.classes)
-    cached = os.path.join(builder.data_dir, f"tokenizer_vocab{data_config.vocab_size}{classes}.model")
+    kind = data_config.tokenizer
+    size = "char" if kind == "char" else f"vocab{data_config.vocab_size}"
+    cached = os.path.join(builder.data_dir, f"tokenizer_{size}{classes}.model")
     with sources.exclusive(cached + ".lock"):  # Parallel sweep runs train it once.
         if not os.path.exists(cached):
-            tokenizer.train(list(train_texts), data_config.vocab_size, cached)
+            tokenizer.train(list(train_texts), data_config.vocab_size, cached, kind=kind)
     return cached
 
 

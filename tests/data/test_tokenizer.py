@@ -76,3 +76,20 @@ def test_vocab_the_texts_cannot_fill_is_a_user_error(texts, tmp_path):
     with pytest.raises(UserError, match="data.vocab_size"):
         tokenizer.train(texts[:3], 8000, str(tmp_path / "t.model"))
     assert not list(tmp_path.iterdir())
+
+
+def test_a_char_tokenizer_has_a_piece_a_character_and_reads_tiny_shakespeare_as_nanogpt_does(tmp_path):
+    from research.data.tiny_shakespeare import builder
+
+    splits = builder.read_splits()
+    assert (len(splits["train"]), len(splits["test"])) == (1_003_854, 111_540)  # nanoGPT's split.
+    with open(builder.TEXT_FILE, encoding="utf-8") as f:
+        assert splits["train"] + splits["test"] == f.read()  # Contiguous, nothing lost.
+    tok = tokenizer.train([splits["train"]], 8000, str(tmp_path / "char.model"), kind="char")
+    assert tok.vocab_size == 65 + 4  # nanoGPT's 65 characters, and pad/unk/bos/eos.
+    (ids,) = tok.encode_ids([splits["test"]])
+    assert len(ids) == len(splits["test"])  # One id a character, newlines and spaces included.
+    assert tok.decode(ids) == splits["test"]
+    assert tokenizer.load(str(tmp_path / "char.model")).encode_ids(["é"])[0].tolist() == [tokenizer.UNK_ID]
+    with pytest.raises(UserError, match=r"data.tokenizer='word'; choose one of \['bpe', 'char'\]"):
+        tokenizer.train(["a"], 10, str(tmp_path / "w.model"), kind="word")
