@@ -12,7 +12,8 @@ from experiments import common
 
 flags.DEFINE_string("workdir", None, "Workdir of a language-model run of experiments.train.")
 flags.DEFINE_string("prompt", None, "Text to continue (not empty).")
-flags.DEFINE_integer("max_new_tokens", 100, "Tokens to generate (at most the model's max_len).",
+flags.DEFINE_integer("max_new_tokens", 100,
+                     "Tokens to generate (past the model's max_len, it reads the last max_len - 1).",
                      lower_bound=1)
 flags.DEFINE_float("temperature", 0.8, "Softmax temperature; 0 is greedy.", lower_bound=0.0)
 flags.DEFINE_integer("top_k", 40, "Sample from the k most likely tokens; 0 for all.", lower_bound=0)

@@ -4,7 +4,10 @@ Tokens are written into a fixed [B, prompt + max_new_tokens] buffer inside a
 `jax.lax.while_loop`, so a call compiles once for its shapes and settings and never per step.
 Each step recomputes the forward pass over the whole buffer (no KV cache): O(steps x length^2)
 attention, which is cheap for the small models here and keeps the model code free of decoding
-state. Causal attention makes the not-yet-written tail irrelevant to the logits used.
+state. Causal attention makes the not-yet-written tail irrelevant to the logits used. A buffer
+longer than the model's `max_len` is read through a window of its last `max_len - 1` tokens
+before the next position (positions counted from the window's start, as in training): a model of
+64-character context writes pages, as nanoGPT's sampler does by cropping its context.
 """
 
 import functools
@@ -13,8 +16,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-
-from research.errors import UserError
 
 
 def sample(model: nn.Module, params, prompt_tokens: jax.Array, *, max_new_tokens: int,
@@ -42,9 +43,6 @@ def sample_batch(model: nn.Module, params, prompts_BxP: jax.Array, *, prompt_len
         prompt_lengths_B = np.full((batch,), prompt_len)
     if np.min(prompt_lengths_B) < 1 or np.max(prompt_lengths_B) > prompt_len:
         raise ValueError(f"prompt lengths must be in [1, {prompt_len}]; got {prompt_lengths_B}")
-    if prompt_len + max_new_tokens > model.max_len:
-        raise UserError(f"a prompt of {prompt_len} tokens plus {max_new_tokens} new ones exceeds the "
-                        f"model's max_len {model.max_len}; ask for fewer tokens")
     return _generate(model, params, prompts_BxP, jnp.asarray(prompt_lengths_B, jnp.int32),
                      jnp.asarray(temperature, jnp.float32), key, max_new_tokens=max_new_tokens,
                      top_k=top_k, eos_id=eos_id, pad_id=pad_id)
@@ -55,6 +53,10 @@ def _generate(model, params, prompts_BxP, prompt_lengths_B, temperature, key, *,
               top_k, eos_id, pad_id):
     batch, prompt_len = prompts_BxP.shape
     positions_T = jnp.arange(prompt_len + max_new_tokens)
+    # The tokens the model reads at a step: at most max_len - 1, the most a prediction saw in
+    # training (a window of max_len tokens predicts its last max_len - 1 from those before; its
+    # last position never predicts, and its position embedding never learns).
+    width = min(positions_T.size, model.max_len - 1)
     tokens_BxT = jnp.full((batch, positions_T.size), pad_id, jnp.int32)
     tokens_BxT = tokens_BxT.at[:, :prompt_len].set(
         jnp.where(positions_T[:prompt_len] < prompt_lengths_B[:, None], prompts_BxP, pad_id))
@@ -66,9 +68,12 @@ def _generate(model, params, prompts_BxP, prompt_lengths_B, temperature, key, *,
     def generate_one(carry):
         step, tokens_BxT, done_B = carry
         position_B = prompt_lengths_B + step  # Where each row's next token goes.
-        logits_BxTxV = model.apply({"params": params}, tokens_BxT,
-                                   mask=positions_T < position_B[:, None], train=False)
-        logits_BxV = jnp.take_along_axis(logits_BxTxV, (position_B - 1)[:, None, None], axis=1)[:, 0]
+        start_B = jnp.maximum(position_B - width, 0)  # The window's first position.
+        window_BxW = start_B[:, None] + jnp.arange(width)
+        logits_BxWxV = model.apply({"params": params}, jnp.take_along_axis(tokens_BxT, window_BxW, axis=1),
+                                   mask=window_BxW < position_B[:, None], train=False)
+        last_B = position_B - 1 - start_B
+        logits_BxV = jnp.take_along_axis(logits_BxWxV, last_B[:, None, None], axis=1)[:, 0]
         next_B = _choose(logits_BxV, temperature, top_k, jax.random.fold_in(key, step))
         next_B = jnp.where(done_B, pad_id, next_B)
         if eos_id is not None:

@@ -23,14 +23,12 @@ def generate(workdir: str, prompt: str, *, max_new_tokens: int, temperature: flo
     tok = tokenizer.load(text.run_tokenizer_file(workdir))
     model = models.build(config.model, num_classes=0, vocab_size=tok.vocab_size)
     _, params = checkpoint.latest_params(workdir, checkpoint_name)
-    prompt_tokens, prompt_mask = tok.encode([prompt], config.model.max_len, add_bos=True)
-    prompt_ids = prompt_tokens[0][prompt_mask[0]]
-    room = config.model.max_len - len(prompt_ids)
-    if room <= 0:
-        raise UserError(f"the prompt fills the model's {config.model.max_len} tokens; shorten it")
+    # The model reads its last max_len tokens at each step (research/models/sampling.py), so a
+    # prompt and a continuation may be as long as asked.
+    (prompt_ids,) = tok.encode_ids([prompt], add_bos=True)
     prompts = np.repeat(prompt_ids[None], num_samples, axis=0)
     tokens = sampling.sample_batch(
-        model, params, prompts, max_new_tokens=min(max_new_tokens, room), temperature=temperature,
+        model, params, prompts, max_new_tokens=max_new_tokens, temperature=temperature,
         top_k=top_k, key=jax.random.key(seed), eos_id=tok.eos_id, pad_id=tok.pad_id)
     # Decoded whole, then the prompt's text cut off: a continuation decoded alone would lose
     # the space SentencePiece keeps at the start of its first piece.

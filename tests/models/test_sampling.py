@@ -6,7 +6,6 @@ import optax
 import pytest
 
 from research import models
-from research.errors import UserError
 from research.models.sampling import sample, sample_batch
 from tests.conftest import jit_init
 
@@ -72,10 +71,17 @@ def test_batch_rows_with_shorter_prompts_match_single_prompts(untrained):
     assert batch[1, 6] == 0  # Past its max_new_tokens: padding.
 
 
-def test_too_long_a_request_is_a_user_error(untrained):
-    model, params = untrained
-    with pytest.raises(UserError, match="max_len"):
-        sample(model, params, jnp.array([1, 2]), max_new_tokens=23, temperature=0.0, key=jax.random.key(0))
+def test_past_max_len_the_model_reads_the_last_tokens_it_was_trained_to_read(untrained):
+    model, params = untrained  # max_len 24.
+    long = sample(model, params, jnp.array([1, 2]), max_new_tokens=38, temperature=0.0, key=jax.random.key(0))
+    assert long.shape == (40,)
+    for position in (23, 31, 39):  # Each token is what the 23 before it, alone, make next.
+        window = long[position - 23:position]
+        alone = sample(model, params, window, max_new_tokens=1, temperature=0.0, key=jax.random.key(0))
+        assert alone[-1] == long[position]
+    shorter = sample(model, params, jnp.array([1, 2]), max_new_tokens=20, temperature=0.0,
+                     key=jax.random.key(0))
+    np.testing.assert_array_equal(long[:22], shorter)  # Within max_len, as before.
 
 
 def test_trained_lm_continues_a_repeated_sequence():
@@ -101,3 +107,6 @@ def test_trained_lm_continues_a_repeated_sequence():
     continued = sample(model, params, jnp.array([7, 8, 9]), max_new_tokens=12, temperature=0.0,
                        key=jax.random.key(0))
     np.testing.assert_array_equal(continued, [7, 8, 9, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1])
+    pages = sample(model, params, jnp.array([7, 8, 9]), max_new_tokens=57, temperature=0.0,
+                   key=jax.random.key(0))  # 60 tokens from a model of 24.
+    np.testing.assert_array_equal(pages, (7 + np.arange(60)) % VOCAB)
