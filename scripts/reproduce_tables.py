@@ -100,6 +100,12 @@ TABLES = {
             "configs/compression.py:row=distilled", "-", teacher_row="teacher", export_args=FLOAT_EXPORT),
         Row("distilled_t2", "Student distilled from the teacher (T=2, alpha=0.5), 10 epochs",
             "configs/compression.py:row=distilled,temperature=2,alpha=0.5", "-", teacher_row="teacher"),
+        Row("student_fm", "Student from scratch on function-matching views (crop, flip, mixup; the two "
+            "labels weighed by the mix), 20 epochs", "configs/compression.py:row=student,fm=mixup,epochs=20",
+            "-", export_args=FLOAT_EXPORT),
+        Row("distilled_fm", "Student distilled by function matching (the teacher's outputs on the same "
+            "mixup views its only target; T=1), 20 epochs", "configs/compression.py:row=distilled,fm=mixup,"
+            "epochs=20", "-", teacher_row="teacher", export_args=FLOAT_EXPORT),
         Row("student_wide", "Wider student CNN conv16-conv32-dense64 from scratch, 10 epochs",
             "configs/compression.py:row=student,wide=True", "-", export_args=FLOAT_EXPORT),
         Row("distilled_wide", "Wider student distilled from the teacher (T=4, alpha=0.9), 10 epochs",
