@@ -244,6 +244,14 @@ def record_session(workdir: str, session: dict) -> None:
             manifest = json.load(f)
     # Not by "started": two sessions of one process can start within its second.
     sessions = [s for s in manifest["sessions"] if s.get("id") != session["id"]]
+    for earlier in sessions:
+        # Still "running" when another session starts: it ended without a word (SIGKILL, out
+        # of memory, a lost node). Said as far as this session can tell.
+        if earlier.get("status") == "running":
+            earlier["status"] = "lost"
+            earlier["lost"] = ("it ended without recording how (killed outright, out of memory or its "
+                               f"machine lost); the next session, {session['id']}, started "
+                               f"{session.get('started', '?')} from step {session.get('start_step', '?')}")
     manifest.update(environment())
     manifest["sessions"] = sessions + [session]
     write_json(path, manifest)

@@ -155,6 +155,7 @@ def test_sigkill_to_one_process_ends_the_run_within_a_minute_and_the_rerun_resum
     rerun = launch(workdir, tfds_dir, *RUN)
     output = finish(rerun)
     assert rerun.returncode == 0, output[-3000:]
-    session = read_json(f"{workdir}/manifest.json")["sessions"][-1]
+    killed, session = read_json(f"{workdir}/manifest.json")["sessions"][-2:]
     assert session["status"] == "finished" and session["start_step"] == resumed_from > 0
+    assert killed["status"] == "lost" and f"from step {resumed_from}" in killed["lost"]
 

@@ -309,3 +309,13 @@ def test_sessions_started_within_one_second_each_keep_their_entry(tmp_path, monk
     workdir_lib.record_session(str(tmp_path), second)
     sessions = read_json(f"{tmp_path}/manifest.json")["sessions"]
     assert [(s["id"], s["status"]) for s in sessions] == [("a", "stopped by signal 15"), ("b", "running")]
+
+
+def test_a_session_still_running_when_the_next_starts_is_recorded_as_lost(tmp_path):
+    second = {"id": "b", "started": "t1", "start_step": 40}
+    workdir_lib.record_session(str(tmp_path), {"id": "a", "started": "t0", "status": "running"})
+    workdir_lib.record_session(str(tmp_path), {**second, "status": "running"})
+    workdir_lib.record_session(str(tmp_path), {**second, "status": "finished"})
+    first, second = read_json(f"{tmp_path}/manifest.json")["sessions"]
+    assert first["status"] == "lost" and "the next session, b, started t1 from step 40" in first["lost"]
+    assert second["status"] == "finished"
