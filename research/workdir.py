@@ -166,6 +166,7 @@ ADDED_FIELDS = {
 # Model fields added after runs were made: the families that have them, and the value.
 ADDED_MODEL_FIELDS = {
     "head_dim": (("lm", "transformer", "vit"), 0),
+    "scan": (("lm", "transformer", "vit"), False),
 }
 
 

@@ -45,6 +45,7 @@ from flax import traverse_util
 from research import workdir as workdir_lib
 from research.compress.method import Method
 from research.errors import UserError
+from research.models import transformer
 
 CRITERIA = ("bn_scale", "l1", "l2")
 
@@ -237,7 +238,9 @@ def start(shrink_config, model_config, load_variables, target: dict) -> dict:
     leaves) this run starts from: the source run's, narrowed to this run's widths."""
     source_config = source_run_config(shrink_config.source)
     step, variables = load_variables(shrink_config.source, shrink_config.checkpoint)
-    variables = jax.tree.map(np.asarray, variables)
+    # Narrowed a block at a time (block_0 ...), whether the source scanned its blocks or not.
+    variables = traverse_util.unflatten_dict(transformer.unrolled_blocks(
+        traverse_util.flatten_dict(jax.tree.map(np.asarray, variables), sep="/")), sep="/")
     chain, output, kept = choose(variables["params"], source_config.model, model_config,
                                  shrink_config.criterion)
     narrowed = narrow(variables, chain, output, kept)
@@ -247,7 +250,7 @@ def start(shrink_config, model_config, load_variables, target: dict) -> dict:
                      keep.tolist())
     start_variables = {"params": narrowed.pop("params"), "model_state": narrowed}
     wanted = traverse_util.flatten_dict(target, sep="/")
-    got = traverse_util.flatten_dict(start_variables, sep="/")
+    got = transformer.match_block_layout(traverse_util.flatten_dict(start_variables, sep="/"), wanted)
     if set(wanted) != set(got):
         raise UserError(f"shrink: the source {shrink_config.source} (step {step}) and this model differ in "
                         f"more than widths: parts only here {sorted(set(wanted) - set(got))[:4]}, only there "
@@ -258,7 +261,7 @@ def start(shrink_config, model_config, load_variables, target: dict) -> dict:
                             f"(step {step}) but this model has {tuple(leaf.shape)}: the two differ in more "
                             "than widths (kernel size, inputs or classes)")
     logging.info("shrink: started from %s step %d", shrink_config.source, step)
-    return start_variables
+    return traverse_util.unflatten_dict(got, sep="/")
 
 
 def source_run_config(workdir: str):

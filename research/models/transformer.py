@@ -15,14 +15,18 @@ For large models: parameters carry logical axis names (`embed`, `heads`, `kv`, `
 that research/parallel/sharding.py maps to mesh axes; `dtype` is the compute type (bfloat16
 keeps float32 parameters, LayerNorm statistics, softmax and logits); `remat` recomputes each
 block's activations in the backward pass instead of keeping them ("block": all but its matmul
-outputs, "full": everything).
+outputs, "full": everything); `scan` runs the blocks as one `nn.scan` (parameters stacked on a
+leading `layers` axis), so compile time stays flat with depth and remat saves memory on every
+backend.
 """
 
 import dataclasses
+import re
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from research.errors import UserError
 
@@ -52,6 +56,10 @@ class TransformerConfig:
     dtype: str = "float32"  # Compute type (DTYPES).
     param_dtype: str = "float32"
     remat: str = "none"  # none | block | full (REMAT_POLICIES).
+    # The blocks as one `nn.scan` over a stacked "blocks/block" (MaxText's scan_layers): one
+    # block compiled whatever the depth, and remat applied inside the scan, where XLA keeps
+    # its saving on every backend. False: block_0 ... block_{depth-1}, a Python loop.
+    scan: bool = False
 
     @property
     def types(self) -> dict:
@@ -82,6 +90,65 @@ def block_class(remat: str):
         return Block
     # Module, x, attention_mask, train: `train` (argument 3) chooses code, so it is static.
     return nn.remat(Block, policy=REMAT_POLICIES[remat], static_argnums=(3,))
+
+
+class _ScanStep(nn.Module):
+    """One block as the body of `nn.scan`: (x, mask) -> (x, nothing stacked)."""
+
+    config: TransformerConfig
+    train: bool
+
+    @nn.compact
+    def __call__(self, x: jax.Array, attention_mask: jax.Array | None):
+        block = block_class(self.config.remat)(self.config, name="block")
+        return block(x, attention_mask, self.train), None
+
+
+def run_blocks(config: TransformerConfig, x: jax.Array, attention_mask: jax.Array | None,
+               train: bool) -> jax.Array:
+    """`config.depth` blocks over `x`, made inside the calling module's compact method (their
+    parameters are its own): block_0 ... block_{depth-1}, or with `config.scan` one scanned
+    "blocks" whose parameters have a leading `layers` axis of size depth."""
+    if not config.scan:
+        block = block_class(config.remat)
+        for i in range(config.depth):
+            x = block(config, name=f"block_{i}")(x, attention_mask, train)
+        return x
+    scanned = nn.scan(_ScanStep, variable_axes={"params": 0}, split_rngs={"params": True, "dropout": True},
+                      in_axes=nn.broadcast, length=config.depth,
+                      metadata_params={nn.PARTITION_NAME: "layers"})
+    x, _ = scanned(config, train, name="blocks")(x, attention_mask)
+    return x
+
+
+_UNROLLED = re.compile(r"^((?:.*/)?)block_(\d+)/(.*)$")  # (prefix ending in "/" or empty, i, rest)
+_SCANNED = re.compile(r"^((?:.*/)?)blocks/block/(.*)$")
+
+
+def match_block_layout(saved: dict, wanted) -> dict:
+    """`saved` (leaves by "/"-joined path) with its blocks in the layout of the paths `wanted`:
+    block_0 ... block_{n-1} stacked into a scanned "blocks/block" (leading axis n), or a scanned
+    one split back. So a checkpoint of either layout starts a model of the other (init_from,
+    shrink); leaves of neither kind pass as they are."""
+    wanted, matched = set(wanted), {}
+    stacks: dict[str, dict[int, np.ndarray]] = {}
+    for path, value in saved.items():
+        unrolled, scanned = _UNROLLED.match(path), _SCANNED.match(path)
+        if unrolled and path not in wanted and f"{unrolled[1]}blocks/block/{unrolled[3]}" in wanted:
+            stacks.setdefault(f"{unrolled[1]}blocks/block/{unrolled[3]}", {})[int(unrolled[2])] = value
+        elif scanned and path not in wanted and f"{scanned[1]}block_0/{scanned[2]}" in wanted:
+            for i, layer in enumerate(np.asarray(value)):
+                matched[f"{scanned[1]}block_{i}/{scanned[2]}"] = layer
+        else:
+            matched[path] = value
+    for path, layers in stacks.items():
+        matched[path] = np.stack([np.asarray(layers[i]) for i in sorted(layers)])
+    return matched
+
+
+def unrolled_blocks(saved: dict) -> dict:
+    """`saved` (leaves by path) with any scanned blocks split into block_0 ... block_{n-1}."""
+    return match_block_layout(saved, {_SCANNED.sub(r"\1block_0/\2", path) for path in saved})
 
 
 def _weights_times_values(subscripts: str, weights_BxHxQxK: jax.Array,
@@ -160,9 +227,7 @@ class Trunk(nn.Module):
         attention_mask_Bx1xLxL = mask_BxL[:, None, None, :]
         if self.causal:
             attention_mask_Bx1xLxL = attention_mask_Bx1xLxL & jnp.tril(jnp.ones((length, length), bool))
-        block = block_class(config.remat)
-        for i in range(config.depth):
-            x_BxLxD = block(config, name=f"block_{i}")(x_BxLxD, attention_mask_Bx1xLxL, train)
+        x_BxLxD = run_blocks(config, x_BxLxD, attention_mask_Bx1xLxL, train)
         return nn.LayerNorm(name="final_norm", **types)(x_BxLxD)
 
 

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from research.errors import UserError
-from research.models.transformer import EMBED_INIT, TransformerConfig, block_class, check_precision
+from research.models.transformer import EMBED_INIT, TransformerConfig, check_precision, run_blocks
 
 POOLS = ("cls", "mean")
 
@@ -42,9 +42,7 @@ class ViT(nn.Module):
             x_BxNxD = jnp.concatenate([jnp.broadcast_to(cls_1x1xD, (batch, 1, hidden)), x_BxNxD], axis=1)
         x_BxNxD += self.param("position_embed", EMBED_INIT, x_BxNxD.shape[1:])[None]
         x_BxNxD = nn.Dropout(config.dropout, deterministic=not train)(x_BxNxD)
-        block = block_class(config.remat)
-        for i in range(config.depth):
-            x_BxNxD = block(config, name=f"block_{i}")(x_BxNxD, None, train)
+        x_BxNxD = run_blocks(config, x_BxNxD, None, train)
         x_BxNxD = nn.LayerNorm(name="final_norm", **types)(x_BxNxD)
         x_BxD = x_BxNxD[:, 0] if self.pool == "cls" else x_BxNxD.mean(axis=1)
         logits_BxK = nn.Dense(self.num_classes, name="classifier_head", **types)(x_BxD)

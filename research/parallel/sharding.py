@@ -31,6 +31,7 @@ LOGICAL_RULES = (
     ("kv", None),  # Width of one head.
     ("mlp", "tensor"),  # MLP hidden units: the first matmul splits them, the second reduces.
     ("vocab", "tensor"),  # Embedding rows and output logits.
+    ("layers", None),  # Scanned blocks' stacking axis (model.scan): every device holds every layer's part.
 )
 
 

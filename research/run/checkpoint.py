@@ -21,6 +21,7 @@ from flax import traverse_util
 from research import errors
 from research import workdir as workdir_lib
 from research.errors import UserError
+from research.models import transformer
 
 _policies = ocp.checkpoint_managers
 
@@ -291,6 +292,7 @@ def load_matching(workdir: str, target: dict, leading_axes: int = 0) -> dict:
         saved = checkpoints.restore_raw(step)
     saved = traverse_util.flatten_dict({k: saved.get(k) or {} for k in target}, sep="/")
     wanted = traverse_util.flatten_dict(target, sep="/")
+    saved = transformer.match_block_layout(saved, wanted)  # Scanned blocks or not, either way.
     loaded, kept = {}, []
     for path, leaf in wanted.items():
         if path not in saved:

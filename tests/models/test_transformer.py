@@ -185,3 +185,54 @@ def test_bfloat16_computes_in_bfloat16_and_keeps_float32_parameters_and_logits()
     assert {leaf.dtype for leaf in jax.tree.leaves(bf16_params)} == {jnp.dtype("bfloat16")}
     with pytest.raises(UserError, match="model.dtype='float16'"):
         build("lm", dtype="float16").init(jax.random.key(1), tokens, mask=mask, train=False)
+
+
+@pytest.mark.parametrize("family", ["lm", "vit"])
+def test_scanned_blocks_compute_what_the_unrolled_ones_do_and_layouts_convert_both_ways(family):
+    from research.models import transformer
+
+    sizes = {"hidden": 16, "heads": 2, "mlp_dim": 32, "depth": 3, "dropout": 0.0}
+    if family == "vit":
+        x, inputs = jax.random.uniform(jax.random.key(0), (2, 8, 8, 1)), {}
+        unrolled = models.build(ml_collections.ConfigDict({"name": "vit", **sizes, "patch_size": 4}), 3)
+        scanned = models.build(ml_collections.ConfigDict({"name": "vit", **sizes, "patch_size": 4,
+                                                          "scan": True}), 3)
+    else:
+        x = jax.random.randint(jax.random.key(0), (2, 12), 1, VOCAB)
+        inputs = {"mask": jnp.ones(x.shape, bool)}
+        unrolled, scanned = build("lm", **sizes), build("lm", **sizes, scan=True)
+    params = nn.unbox(jit_init(unrolled, jax.random.key(1), x, **inputs, train=False))["params"]
+    abstract = nn.unbox(jax.eval_shape(lambda: scanned.init(jax.random.key(1), x, **inputs, train=False)))
+    flat = traverse_util.flatten_dict(params, sep="/")
+    wanted = traverse_util.flatten_dict(abstract["params"], sep="/")
+    stacked = transformer.match_block_layout(flat, wanted)
+    assert {path: v.shape for path, v in stacked.items()} == {path: v.shape for path, v in wanted.items()}
+    assert not any("block_" in path for path in stacked)
+    scanned_params = traverse_util.unflatten_dict(stacked, sep="/")
+
+    def loss(model, p):
+        return jnp.sum(model.apply({"params": p}, x, **inputs, train=False) ** 2)
+    np.testing.assert_allclose(loss(scanned, scanned_params), loss(unrolled, params), rtol=1e-5)
+    grads = jax.grad(functools.partial(loss, scanned))(scanned_params)
+    expected = transformer.match_block_layout(
+        traverse_util.flatten_dict(jax.grad(functools.partial(loss, unrolled))(params), sep="/"), wanted)
+    for path, value in traverse_util.flatten_dict(grads, sep="/").items():
+        np.testing.assert_allclose(value, expected[path], rtol=1e-4, atol=1e-4, err_msg=path)
+    back = transformer.unrolled_blocks(stacked)
+    assert set(back) == set(flat) and all(np.array_equal(back[p], flat[p]) for p in flat)
+
+
+def test_remat_under_scan_keeps_its_saving():
+    """XLA:CPU schedules an unrolled loop's recomputation into the forward pass; under scan the
+    saving holds (the numbers of the issue: 16 layers, 2,776 MiB none against 220 MiB full)."""
+    tokens = jax.random.randint(jax.random.key(0), (4, 64), 1, VOCAB)
+    mask = jnp.ones(tokens.shape, bool)
+    sizes = {"max_len": 64, "hidden": 32, "depth": 6, "heads": 2, "mlp_dim": 128, "dropout": 0.0,
+             "scan": True}
+    variables = jit_init(build("lm", **sizes), jax.random.key(1), tokens, mask=mask, train=False)
+    params = nn.unbox(variables)["params"]
+    temp_bytes = {}
+    for remat in ("none", "full"):
+        gradient = jax.jit(lm_gradient(build("lm", **sizes, remat=remat), params, tokens, mask))
+        temp_bytes[remat] = gradient.lower(params).compile().memory_analysis().temp_size_in_bytes
+    assert temp_bytes["full"] < 0.5 * temp_bytes["none"], temp_bytes
