@@ -18,7 +18,7 @@ them anywhere with --dry_run.
 from configs import common
 
 # Accelerator sizes compute in bfloat16 and recompute each block's activations.
-ACCELERATOR = {"dropout": 0.0, "dtype": "bfloat16", "remat": "block", "scan": True}
+ACCELERATOR = {"dropout": 0.0, "dtype": "bfloat16", "remat": "block"}
 SIZES = {  # config.model's fields (the others are the lm family's defaults) and config.data's.
     "tiny": {"model": {"max_len": 64, "hidden": 16, "depth": 1, "heads": 2, "mlp_dim": 64},
              "data": {"vocab_size": 400, "batch_size": 16}},

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from research import models, optim, tasks
-from research.parallel import sharding
+from research.parallel import collectives, sharding
 from research.run import experiment
 from research.train import steps
 from research.train.state import TrainState
@@ -39,24 +39,20 @@ def model_flops_per_token(parameters: int, model_config, vocab_size: int, length
 def plan(config) -> dict:
     """The report for a text config (`model.name` lm or transformer) on its mesh."""
     mesh = sharding.make_mesh(config.mesh)
-    task_name = config.task
-    model = models.build(config.model, num_classes=2, vocab_size=config.data.vocab_size, task=task_name)
-    task = tasks.for_model(config.model.name, num_classes=2, task=task_name,
-                           vocab_size=config.data.vocab_size)
-    tx, schedule = optim.make_optimizer(config.opt, total_steps=max(config.train.steps, 1))
     length = config.data.max_len
     batch = text_example(config.data.batch_size, length)
-    example = experiment.one_row(batch)
-    abstract = TrainState(**experiment.abstract_fields(model, tx, example, config.seed, mesh))
-    layout = jax.tree.map(lambda leaf: leaf.sharding, abstract)
     batch = {name: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding.batch_sharded(mesh))
              for name, s in batch.items()}
-    train_step = steps.make_train_step(model, tx, schedule, config.seed, task, tasks.TaskLoss(task),
-                                       config.train.grad_accum_steps)
-    jitted = jax.jit(train_step, donate_argnums=0, out_shardings=(layout, sharding.replicated(mesh)))
-    compiled = jitted.lower(abstract, batch).compile()
+    abstract, lowered = _lowered_step(config, config.model, mesh, batch)
+    compiled = lowered.compile()
     memory = compiled.memory_analysis()
-    cost = compiled.cost_analysis()
+    cost, devices_counted = compiled.cost_analysis(), mesh.size  # One device's share, of mesh.size.
+    if config.model.get("scan"):
+        # XLA counts a loop's body once: the FLOPs of scanned blocks are those of the same
+        # step unrolled, counted before compiling it (the whole step, not a device's share).
+        unrolled = config.model.copy_and_resolve_references()
+        unrolled.scan = False
+        cost, devices_counted = _lowered_step(config, unrolled, mesh, batch)[1].cost_analysis(), 1
     cost = cost[0] if isinstance(cost, list) else cost
     parameters = sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(abstract.params))
     tokens = config.data.batch_size * length
@@ -67,10 +63,27 @@ def plan(config) -> dict:
         # passes count k times (the optimizer's update after the loop then counts k times too,
         # a small overcount beside them).
         "xla_flops_per_token": float(cost.get("flops", math.nan)) * config.train.grad_accum_steps
-                               * mesh.size / tokens,
+                               * devices_counted / tokens,
         "bytes_per_device": {
             "params": sharding.per_device_bytes(abstract.params),
             "opt_state": sharding.per_device_bytes(abstract.opt_state),
             "temporaries": int(memory.temp_size_in_bytes) if memory is not None else None,
         },
+        # What one step moves between devices, per device, from the compiled step's HLO.
+        "collective_bytes_per_device": collectives.collective_bytes(compiled.as_text()),
     }
+
+
+def _lowered_step(config, model_config, mesh, batch: dict):
+    """The abstract train state of `model_config` on `mesh`, and its train step lowered for it."""
+    model = models.build(model_config, num_classes=2, vocab_size=config.data.vocab_size, task=config.task)
+    task = tasks.for_model(config.model.name, num_classes=2, task=config.task,
+                           vocab_size=config.data.vocab_size)
+    tx, schedule = optim.make_optimizer(config.opt, total_steps=max(config.train.steps, 1))
+    example = experiment.one_row(batch)
+    abstract = TrainState(**experiment.abstract_fields(model, tx, example, config.seed, mesh))
+    layout = jax.tree.map(lambda leaf: leaf.sharding, abstract)
+    train_step = steps.make_train_step(model, tx, schedule, config.seed, task, tasks.TaskLoss(task),
+                                       config.train.grad_accum_steps)
+    jitted = jax.jit(train_step, donate_argnums=0, out_shardings=(layout, sharding.replicated(mesh)))
+    return abstract, jitted.lower(abstract, batch)
