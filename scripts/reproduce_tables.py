@@ -118,12 +118,15 @@ TABLES = {
             init_from_row="teacher", export_args=FLOAT_EXPORT),
         *(Row(f"shrunk{k}", f"Teacher structurally pruned to {k}% of its channels and units (BatchNorm "
               "scale; dense: L1), fine-tuned 5 epochs", f"configs/compression.py:row=shrunk,keep=0.{k}",
-              "-", shrink_row="teacher", export_args=FLOAT_EXPORT, serve=True) for k in (50, 40, 25)),
+              "-", shrink_row="teacher", export_args=FLOAT_EXPORT, serve=True) for k in (50, 40, 35, 25)),
         *(Row(f"shrunk{k}_scratch", f"The {k}% model from scratch, the same 5-epoch schedule",
               f"configs/compression.py:row=shrunk,keep=0.{k}", "-") for k in (50, 25)),
         Row("shrunk50_ptq_static", "Teacher structurally pruned to 50%, then int8 post-training "
             "quantization (w8a8_static)", "configs/compression.py:row=shrunk,keep=0.50", "-",
             quantize="w8a8_static", of_row="shrunk50", export_args=INT8_STATIC_EXPORT, serve=True),
+        Row("shrunk35_ptq_static", "Teacher structurally pruned to 35%, then int8 post-training "
+            "quantization (w8a8_static)", "configs/compression.py:row=shrunk,keep=0.35", "-",
+            quantize="w8a8_static", of_row="shrunk35", export_args=INT8_STATIC_EXPORT, serve=True),
         Row("ptq", "Teacher, int8 post-training quantization (w8a8: int8 weights, activations "
             "quantized per call)", "configs/compression.py:row=teacher", "-", quantize="w8a8",
             of_row="teacher", export_args=INT8_EXPORT),
