@@ -53,4 +53,6 @@ def get_config(arg=None):
 def get_sweep(name):
     if name == "seeds":
         return common.product(seed=range(3))
-    raise ValueError(f"unknown sweep {name!r}; this config has: seeds")
+    if name == "lr":
+        return common.lr_seed_sweep(lrs=(3e-4, 1e-3, 3e-3), seeds=range(2))
+    raise ValueError(f"unknown sweep {name!r}; this config has: seeds, lr")
