@@ -10,9 +10,10 @@ the tokenizer is trained on its training split, as configs/bbc_news.py does).
 `tiny` is for tests and `small` trains on a CPU here. `124m`, `350m` and `1b` have the widths
 and depths of GPT-2 small and medium and of a 1B decoder, in bfloat16 with remat, for
 accelerator hosts; untied embeddings over a 32,000-piece vocabulary make 124m about 134M
-parameters. Their tokenizer needs more text than BBC News has (SentencePiece cannot fit 32,000
-pieces to it): train them on a larger corpus of your own (data.name=text_folder), and plan
-them anywhere with --dry_run.
+parameters. BBC News (about 2,225 articles) is far too little text for them, though its
+32,000-piece tokenizer trains: train them on a larger corpus of your own
+(data.name=text_folder), and plan them anywhere with --dry_run (which reports the step's
+collective bytes on the mesh). `--config.model.scan=True` runs their blocks under nn.scan.
 """
 
 from configs import common
