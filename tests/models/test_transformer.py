@@ -210,12 +210,15 @@ def test_scanned_blocks_compute_what_the_unrolled_ones_do_and_layouts_convert_bo
     assert not any("block_" in path for path in stacked)
     scanned_params = traverse_util.unflatten_dict(stacked, sep="/")
 
-    def loss(model, p):
-        return jnp.sum(model.apply({"params": p}, x, **inputs, train=False) ** 2)
-    np.testing.assert_allclose(loss(scanned, scanned_params), loss(unrolled, params), rtol=1e-5)
-    grads = jax.grad(functools.partial(loss, scanned))(scanned_params)
-    expected = transformer.match_block_layout(
-        traverse_util.flatten_dict(jax.grad(functools.partial(loss, unrolled))(params), sep="/"), wanted)
+    @functools.partial(jax.jit, static_argnums=0)
+    def loss_and_grad(model, p):
+        def loss(p):
+            return jnp.sum(model.apply({"params": p}, x, **inputs, train=False) ** 2)
+        return jax.value_and_grad(loss)(p)
+    scanned_loss, grads = loss_and_grad(scanned, scanned_params)
+    unrolled_loss, unrolled_grads = loss_and_grad(unrolled, params)
+    np.testing.assert_allclose(scanned_loss, unrolled_loss, rtol=1e-5)
+    expected = transformer.match_block_layout(traverse_util.flatten_dict(unrolled_grads, sep="/"), wanted)
     for path, value in traverse_util.flatten_dict(grads, sep="/").items():
         np.testing.assert_allclose(value, expected[path], rtol=1e-4, atol=1e-4, err_msg=path)
     back = transformer.unrolled_blocks(stacked)
