@@ -118,7 +118,7 @@ TABLES = {
             init_from_row="teacher", export_args=FLOAT_EXPORT),
         *(Row(f"shrunk{k}", f"Teacher structurally pruned to {k}% of its channels and units (BatchNorm "
               "scale; dense: L1), fine-tuned 5 epochs", f"configs/compression.py:row=shrunk,keep=0.{k}",
-              "-", shrink_row="teacher", export_args=FLOAT_EXPORT, serve=True) for k in (50, 40, 35, 25)),
+              "-", shrink_row="teacher", export_args=FLOAT_EXPORT, serve=True) for k in (50, 40, 35, 30, 25)),
         *(Row(f"shrunk{k}_scratch", f"The {k}% model from scratch, the same 5-epoch schedule",
               f"configs/compression.py:row=shrunk,keep=0.{k}", "-") for k in (50, 25)),
         Row("shrunk50_ptq_static", "Teacher structurally pruned to 50%, then int8 post-training "
