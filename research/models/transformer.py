@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from research.errors import UserError
+from research.parallel.sharding import constrain
 
 EMBED_INIT = nn.initializers.normal(stddev=0.02)  # GPT-2's: unit-variance embeddings swamp the blocks.
 POOLS = ("mean", "last")
@@ -58,10 +59,9 @@ class TransformerConfig:
     remat: str = "none"  # none | block | full (REMAT_POLICIES).
     # The blocks as one `nn.scan` over a stacked "blocks/block" (MaxText's scan_layers): one
     # block compiled whatever the depth, and remat applied inside the scan, where XLA keeps
-    # its saving on every backend. False: block_0 ... block_{depth-1}, a Python loop.
-    # Not yet for FSDP meshes: without activation sharding constraints the scan's carry is
-    # replicated, and `--dry_run`'s collective bytes show the gathers (lm:size=tiny, fsdp=4,
-    # depth 3: 6.4 MB all-gathered a step against 0.09 MB unrolled).
+    # its saving on every backend. False: block_0 ... block_{depth-1}, a Python loop. The
+    # carry is pinned batch-sharded like every block's output (`constrain`), so a scanned step
+    # moves the bytes of the unrolled one on any mesh (configs/lm.py's 124m and up scan).
     scan: bool = False
 
     @property
@@ -162,7 +162,7 @@ def _weights_times_values(subscripts: str, weights_BxHxQxK: jax.Array,
     if subscripts != "...hqk,...khd->...qhd":
         raise ValueError(f"unexpected attention product {subscripts!r}")
     out_BxHxQxD = weights_BxHxQxK @ jnp.swapaxes(value_BxKxHxD, -3, -2)
-    return jnp.swapaxes(out_BxHxQxD, -3, -2)
+    return constrain(jnp.swapaxes(out_BxHxQxD, -3, -2), "batch", "length", "heads", "kv")
 
 
 class Block(nn.Module):
@@ -197,10 +197,12 @@ class Block(nn.Module):
         y = nn.LayerNorm(name="mlp_norm", **types)(x)
         y = nn.gelu(nn.Dense(config.mlp_dim, name="mlp_in", kernel_init=named(dense, "embed", "mlp"),
                              bias_init=named(nn.initializers.zeros, "mlp"), **types)(y))
+        y = constrain(y, "batch", "length", "mlp")
         y = nn.Dropout(config.dropout, deterministic=not train)(y)
         y = nn.Dense(hidden, name="mlp_out", kernel_init=named(dense, "mlp", "embed"),
                      bias_init=named(nn.initializers.zeros, "embed"), **types)(y)
-        return x + nn.Dropout(config.dropout, deterministic=not train)(y)
+        x = x + nn.Dropout(config.dropout, deterministic=not train)(y)
+        return constrain(x, "batch", "length", "embed")
 
 
 class Trunk(nn.Module):
@@ -225,6 +227,7 @@ class Trunk(nn.Module):
         x_BxLxD += nn.Embed(self.max_len, config.hidden, embedding_init=EMBED_INIT,
                             name="position_embed", **types)(jnp.arange(length))[None]
         x_BxLxD = nn.Dropout(config.dropout, deterministic=not train)(x_BxLxD)
+        x_BxLxD = constrain(x_BxLxD, "batch", "length", "embed")
         # Padding is masked as a key only: a padded query attends to real tokens, and its output
         # is ignored by the heads and losses.
         attention_mask_Bx1xLxL = mask_BxL[:, None, None, :]
@@ -268,7 +271,7 @@ def _token_logits(model, tokens_BxL: jax.Array, mask: jax.Array | None, train: b
                             param_dtype=model.config.param_dtype,
                             kernel_init=named(nn.initializers.lecun_normal(), "embed", "vocab"),
                             bias_init=named(nn.initializers.zeros, "vocab"))(x_BxLxD)
-    return logits_BxLxV
+    return constrain(logits_BxLxV, "batch", "length", "vocab")
 
 
 class MaskedLanguageModel(nn.Module):

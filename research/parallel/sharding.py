@@ -8,6 +8,9 @@ is data, not code: modules name their parameters' axes with Flax logical names
 the largest remaining dimension divisible by the `fsdp` size (small parameters stay whole).
 """
 
+import contextlib
+import contextvars
+import functools
 import math
 
 import flax.linen as nn
@@ -24,8 +27,11 @@ MESH_AXES = ("data", "fsdp", "tensor")
 BATCH_AXES = ("data", "fsdp")  # Examples are split over both.
 
 # Logical axis names used by the models -> mesh axes (None: not split). One table for every
-# model; a parameter whose axes have no names is split by the FSDP rule only.
+# model, for parameters and activations alike; a parameter whose axes have no names is split by
+# the FSDP rule only.
 LOGICAL_RULES = (
+    ("batch", BATCH_AXES),  # Activations' example axis: as the input batch lies.
+    ("length", None),  # Activations' token axis.
     ("embed", None),  # The residual stream's width.
     ("heads", "tensor"),  # Attention heads: each tensor-parallel device computes some heads.
     ("kv", None),  # Width of one head.
@@ -143,20 +149,67 @@ def put_batch(batch: dict[str, np.ndarray], mesh: Mesh, leading_axes: int = 0) -
     return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
 
 
+def _divisible(axes: list, shape: tuple[int, ...], mesh: Mesh) -> list:
+    """`axes` (one mesh axis, a tuple of them, or None a dimension) with every entry that splits
+    nothing (size 1) or does not divide its dimension left whole."""
+    def ways(axis):
+        return math.prod(mesh.shape[a] for a in ((axis,) if isinstance(axis, str) else axis))
+    return [axis if axis is not None and ways(axis) > 1 and size % ways(axis) == 0 else None
+            for axis, size in zip(axes, shape, strict=True)]
+
+
 def param_spec(shape: tuple[int, ...], logical: PartitionSpec, mesh: Mesh) -> PartitionSpec:
     """Where one parameter lies: its logical axis names through LOGICAL_RULES (a mesh axis of
     size 1, or one that does not divide the dimension, leaves it whole), then FSDP over the
     largest dimension still whole that `fsdp` divides."""
     names = tuple(logical) + (None,) * (len(shape) - len(logical))
     axes = list(nn.logical_to_mesh_axes(names, LOGICAL_RULES)) if any(names) else [None] * len(shape)
-    axes = [axis if axis is not None and mesh.shape[axis] > 1 and size % mesh.shape[axis] == 0 else None
-            for axis, size in zip(axes, shape, strict=True)]
+    axes = _divisible(axes, shape, mesh)
     fsdp = mesh.shape["fsdp"]
     if fsdp > 1:
         whole = [d for d, axis in enumerate(axes) if axis is None and shape[d] % fsdp == 0]
         if whole:
             axes[max(whole, key=lambda d: (shape[d], -d))] = "fsdp"
     return PartitionSpec(*axes)
+
+
+# The mesh the step being traced runs on, for `constrain`; None outside `on_mesh`.
+_ACTIVATION_MESH: contextvars.ContextVar[Mesh | None] = contextvars.ContextVar("activation_mesh",
+                                                                                default=None)
+
+
+def on_mesh(fn, mesh: Mesh):
+    """`fn` traced with `mesh` as the layout of the activations its models `constrain`: what the
+    loop, the vectorized sweeps and the dry run jit. Outside it (export, sampling, a model
+    applied by hand) `constrain` does nothing, so a model stays free of any mesh."""
+    @functools.wraps(fn)
+    def traced_on_mesh(*args, **kwargs):
+        with _activation_mesh(mesh):
+            return fn(*args, **kwargs)
+    return traced_on_mesh
+
+
+@contextlib.contextmanager
+def _activation_mesh(mesh: Mesh):
+    token = _ACTIVATION_MESH.set(mesh)
+    try:
+        yield
+    finally:
+        _ACTIVATION_MESH.reset(token)
+
+
+def constrain(x: jax.Array, *names: str | None) -> jax.Array:
+    """`x` pinned to the layout its logical axis `names` give through LOGICAL_RULES on the mesh
+    of `on_mesh` (an axis the mesh axis does not divide stays whole). Without it XLA may choose
+    the layout of an activation from its parameters', and gather a whole batch to a device.
+
+    Flax's `with_logical_constraint` does the same from a global mesh, but keeps a mesh axis
+    that does not divide the dimension (a 65-character vocabulary over 2 tensor devices)."""
+    mesh = _ACTIVATION_MESH.get()
+    if mesh is None or mesh.size == 1:
+        return x
+    axes = _divisible(list(nn.logical_to_mesh_axes(names, LOGICAL_RULES)), x.shape, mesh)
+    return jax.lax.with_sharding_constraint(x, NamedSharding(mesh, PartitionSpec(*axes)))
 
 
 def state_shardings(abstract_state: dict, logical_params, mesh: Mesh) -> dict:

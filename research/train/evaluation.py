@@ -82,7 +82,7 @@ def evaluate_workdir(workdir: str, *, checkpoint_name: str = "best", split_name:
     evaluations/step<N>_<split>.json and plots/confusion_<split>_step<N>.png."""
     run = restore.restore(workdir, checkpoint_name, split_name=split_name)
     config, exp, step = run.config, run.experiment, run.step
-    eval_step = jax.jit(steps.make_eval_step(exp.model, exp.task),
+    eval_step = jax.jit(sharding.on_mesh(steps.make_eval_step(exp.model, exp.task), exp.mesh),
                         out_shardings=sharding.replicated(exp.mesh))
     summary, confusion = evaluate(
         eval_step, exp.task, run.variables, exp.eval_data, batch_size=config.eval.batch_size, mesh=exp.mesh)

@@ -85,5 +85,6 @@ def _lowered_step(config, model_config, mesh, batch: dict):
     layout = jax.tree.map(lambda leaf: leaf.sharding, abstract)
     train_step = steps.make_train_step(model, tx, schedule, config.seed, task, tasks.TaskLoss(task),
                                        config.train.grad_accum_steps)
-    jitted = jax.jit(train_step, donate_argnums=0, out_shardings=(layout, sharding.replicated(mesh)))
+    jitted = jax.jit(sharding.on_mesh(train_step, mesh), donate_argnums=0,
+                     out_shardings=(layout, sharding.replicated(mesh)))
     return abstract, jitted.lower(abstract, batch)

@@ -127,11 +127,12 @@ def jit_steps(exp: Experiment, seed: int, state: TrainState, steps_per_call: int
 
 def jit_group_steps(mesh, state, train_step: Callable, eval_step: Callable, steps_per_call: int) -> Steps:
     """`train_step` and `eval_step` jitted for `mesh`: the state donated and kept in its layout,
-    metrics and sums replicated."""
+    the models' activations in theirs (`sharding.on_mesh`), metrics and sums replicated."""
     state_sharding = jax.tree.map(lambda x: x.sharding, state)
     out_shardings = (state_sharding, sharding.replicated(mesh))
-    jit_train = lambda fn: jax.jit(fn, donate_argnums=0, out_shardings=out_shardings)  # noqa: E731
+    jit_train = lambda fn: jax.jit(sharding.on_mesh(fn, mesh), donate_argnums=0,  # noqa: E731
+                                   out_shardings=out_shardings)
     return Steps(
         train=jit_train(train_step),
         multi=jit_train(make_multi_step(train_step)) if steps_per_call > 1 else None,
-        eval=jax.jit(eval_step, out_shardings=sharding.replicated(mesh)))
+        eval=jax.jit(sharding.on_mesh(eval_step, mesh), out_shardings=sharding.replicated(mesh)))

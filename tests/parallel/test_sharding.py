@@ -128,7 +128,7 @@ def test_a_run_moves_from_four_devices_to_two_to_one(digits_config, tmp_path, mo
     sessions = json.load(open(f"{moved}/manifest.json"))["sessions"]
     assert [s["start_step"] for s in sessions] == [0, 10, 20]
     assert [tuple(s["mesh"]["shape"].values()) for s in sessions] == [(1, 4, 1), (2, 1, 1), (1, 1, 1)]
-    assert sessions[0]["mesh"]["logical_rules"][1] == ["heads", "tensor"]
+    assert ["heads", "tensor"] in sessions[0]["mesh"]["logical_rules"]
     params_bytes = [s["mesh"]["per_device_bytes"]["params"] for s in sessions]
     assert params_bytes[0] < params_bytes[2] / 3
     np.testing.assert_allclose(train_losses(moved), train_losses(reference), rtol=1e-5)
