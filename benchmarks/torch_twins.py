@@ -151,8 +151,12 @@ class LanguageModel(nn.Module):
 
 
 def _float32_only(precision: dict) -> None:
-    """The twins compute in float32 without rematerialisation: other settings have no twin."""
-    unknown = set(precision) - {"dtype", "param_dtype", "remat"}
+    """The twins compute in float32 without rematerialisation: other settings have no twin.
+    `scan` changes how XLA compiles the blocks, not what they compute; `head_dim` must be
+    the default (hidden // heads), as torch's attention has it."""
+    unknown = set(precision) - {"dtype", "param_dtype", "remat", "scan", "head_dim"}
+    if precision.get("head_dim", 0):
+        raise ValueError(f"no PyTorch twin for head_dim={precision['head_dim']} (0: hidden // heads)")
     if unknown:
         raise TypeError(f"unexpected model fields {sorted(unknown)}")
     if (precision.get("dtype", "float32"), precision.get("param_dtype", "float32"),

@@ -85,6 +85,10 @@ def base_config() -> ml_collections.ConfigDict:
     # whole split): a smoke run of a large model need not evaluate all of it. results.json says so;
     # experiments.evaluate reads the whole split.
     config.eval.max_batches = 0
+    # The same cap for the evaluations during training only (0: eval.max_batches), so frequent
+    # evaluations estimate the metric from the split's first batches, as nanoGPT's `eval_iters`
+    # does, and the last one (results.json) reads eval.max_batches.
+    config.eval.periodic_max_batches = 0
 
     config.mesh = ml_collections.ConfigDict()
     config.mesh.num_devices = 0  # 0: every local device.

@@ -52,7 +52,8 @@ def validate(config) -> None:
     _positive(config, "data.batch_size", "data.vocab_size", "data.max_len", "eval.batch_size")
     _one_of(str(config.data.in_memory).lower(), ("auto", "true", "false"), "data.in_memory")
     _one_of(config.data.tokenizer, tokenizer.KINDS, "data.tokenizer")
-    _non_negative(config, "data.in_memory_max_gb", "data.workers", "eval.max_batches")
+    _non_negative(config, "data.in_memory_max_gb", "data.workers", "eval.max_batches",
+                  "eval.periodic_max_batches")
     _one_of(config.model.name, models.MODELS, "model.name")
     _one_of(config.task, tasks.TASKS, "task")
     _one_of(config.opt.name, optim.OPTIMIZERS, "opt.name")

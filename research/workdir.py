@@ -153,6 +153,7 @@ ADDED_FIELDS = {
     "train.early_stop_patience": 0,
     "train.profile_steps": "",
     "eval.max_batches": 0,
+    "eval.periodic_max_batches": 0,
     "mesh": {"num_devices": 0, "data": -1, "fsdp": 1, "tensor": 1},
     "log": {"wandb_project": "", "wandb_entity": "", "wandb_mode": "auto"},
     "prune": {"target_sparsity": 0.0, "start_step": 0, "end_step": 0, "every": 100, "scope": "layer",

@@ -152,7 +152,8 @@ def _train(config, experiment: Experiment, group: Group, state, steps: Steps, ba
                 rates += [rate] if window.steps else []
                 progress, window = progress.logged(), Window.start()
             if evals:
-                last_eval = (step, evaluate_runs(steps.eval, state, experiment, config, group))
+                last_eval = (step, evaluate_runs(steps.eval, state, experiment, config, group,
+                                                 periodic=step < cadence.total_steps))
                 write_eval_metrics(writers, progress, last_eval, config.eval.split)
                 progress = progress.evaluated(last_eval, config.train, config.eval.split)
                 saved = saved or progress.stopped_early is not None  # Its last step is saved.
@@ -396,11 +397,14 @@ def write_train_metrics(writers, progress: Progress, window: Window, step: int, 
     return perf["perf/examples_per_sec"], loss
 
 
-def evaluate_runs(eval_step, state, experiment: Experiment, config, group: Group) -> list[tuple]:
-    """Each run's (summary, confusion matrix) on the configured split."""
+def evaluate_runs(eval_step, state, experiment: Experiment, config, group: Group,
+                  periodic: bool = False) -> list[tuple]:
+    """Each run's (summary, confusion matrix) on the configured split; `periodic`: an evaluation
+    during training, capped by eval.periodic_max_batches when it is set."""
+    max_batches = (periodic and config.eval.periodic_max_batches) or config.eval.max_batches
     totals = evaluation.accumulate(eval_step, state.variables, experiment.eval_data,
                                    batch_size=config.eval.batch_size, mesh=experiment.mesh,
-                                   max_batches=config.eval.max_batches)
+                                   max_batches=max_batches)
     return [experiment.task.summarize(run_totals) for run_totals in group.split(totals)]
 
 

@@ -299,6 +299,19 @@ def test_eval_max_batches_caps_every_evaluation_and_results_say_so(digits_config
     digits_config.eval.max_batches = 0
     whole = loop.train_and_evaluate(digits_config, str(tmp_path / "whole"))
     assert "eval_max_batches" not in whole and np.sum(whole["eval/test/confusion_matrix"]) > 128
+    # Capped during training only: step 5 reads one batch, the last evaluation the whole split.
+    digits_config.eval.periodic_max_batches = 1
+    periodic = loop.train_and_evaluate(digits_config, str(tmp_path / "periodic"))
+    assert periodic["eval/test/confusion_matrix"] == whole["eval/test/confusion_matrix"]
+    assert periodic["eval/test/loss"] == whole["eval/test/loss"] and "eval_max_batches" not in periodic
+
+    def eval_loss(workdir, step):
+        rows = [json.loads(line) for line in open(f"{workdir}/metrics.jsonl")]
+        [row] = [r for r in rows if r["step"] == step and "eval/test/loss" in r]
+        return row["eval/test/loss"]
+
+    assert eval_loss(tmp_path / "periodic", 5) != eval_loss(tmp_path / "whole", 5)
+    assert eval_loss(tmp_path / "periodic", 10) == eval_loss(tmp_path / "whole", 10)
 
 
 def test_sessions_started_within_one_second_each_keep_their_entry(tmp_path, monkeypatch):
