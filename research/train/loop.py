@@ -172,7 +172,8 @@ def _train(config, experiment: Experiment, group: Group, state, steps: Steps, ba
             writer.close()
 
     ended = {"end_step": step, "ended": workdir_lib.now(), "wall_time_s": round(time.time() - wall_start, 2),
-             "train_examples_per_sec": float(np.median(rates)) if rates else None}
+             "train_examples_per_sec": float(np.median(rates)) if rates else None,
+             "peak_device_bytes": peak_device_bytes()}
     sessions = [{**session, **ended} for session in sessions]
     if step < cadence.total_steps and progress.stopped_early is None:
         logging.warning("stopped by signal %d at step %d; checkpoint saved, rerun to resume",
@@ -395,6 +396,20 @@ def write_train_metrics(writers, progress: Progress, window: Window, step: int, 
             writer.write(step, {**metrics.named_train(train), **perf, "epoch": step / steps_per_epoch})
             loss = train["loss"]
     return perf["perf/examples_per_sec"], loss
+
+
+def peak_device_bytes() -> int | None:
+    """The most memory one of this process's devices has held so far (its allocator's peak),
+    where the backend keeps the figure (GPU, TPU); None on CPU. `--dry_run` plans the same."""
+    peaks = []
+    for device in jax.local_devices():
+        try:
+            stats = device.memory_stats() or {}
+        except (NotImplementedError, RuntimeError):  # Backends without allocator statistics.
+            stats = {}
+        if "peak_bytes_in_use" in stats:
+            peaks.append(int(stats["peak_bytes_in_use"]))
+    return max(peaks, default=None)
 
 
 def evaluate_runs(eval_step, state, experiment: Experiment, config, group: Group,
