@@ -25,7 +25,12 @@ def execute(command: tuple[str, ...], cwd: str, log_file: str | None) -> int:
         child = subprocess.Popen(command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT if log else None,
                                  start_new_session=True, preexec_fn=terminate_with_parent)
         try:
-            return child.wait()
+            # Polled, not one blocking wait: Ray cancels a task by raising KeyboardInterrupt in
+            # its thread, which Python delivers only between bytecodes, so a task blocked in
+            # waitpid would learn of it when the run had ended on its own.
+            while True:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    return child.wait(timeout=0.2)
         except BaseException:  # Cancelled: Ray raises KeyboardInterrupt in the task.
             child.send_signal(signal.SIGTERM)
             return child.wait()

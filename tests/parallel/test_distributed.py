@@ -111,11 +111,22 @@ def test_two_processes_evaluate_a_checkpoint_as_the_run_did(two_processes):
         assert evaluated[name] == pytest.approx(results[name], rel=1e-6), name
 
 
-def test_a_ray_placement_group_runs_the_processes_to_the_same_bits(two_processes, tfds_dir, tmp_path):
+def test_sigterm_to_a_ray_launch_stops_its_processes_and_the_rerun_ends_the_same(
+        two_processes, tfds_dir, tmp_path):
+    """The processes in a Ray placement group stop at the launcher's SIGTERM (it cancels their
+    tasks, which SIGTERM their processes) with a checkpoint, and a local rerun resumes it."""
     workdir = str(tmp_path / "ray")
     launcher = launch(workdir, tfds_dir, *RUN, backend="ray")
-    output = finish(launcher)
-    assert launcher.returncode == 0, output[-3000:]
+    wait_for_checkpoint(launcher, workdir)
+    launcher.send_signal(signal.SIGTERM)
+    output = finish(launcher, timeout=120)
+    assert launcher.returncode == 128 + signal.SIGTERM, output[-3000:]
+    session = read_json(f"{workdir}/manifest.json")["sessions"][-1]
+    assert session["status"].startswith("stopped by signal 15"), session
+    assert saved_steps(workdir)[-1] == session["end_step"] < 300
+    rerun = launch(workdir, tfds_dir, *RUN)
+    output = finish(rerun)
+    assert rerun.returncode == 0, output[-3000:]
     assert_same_run(two_processes, workdir)
 
 
