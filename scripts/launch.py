@@ -32,6 +32,8 @@ flags.DEFINE_string("ray_address", None, "Ray cluster address (default: $RAY_ADD
 flags.DEFINE_float("ray_num_cpus", 1, "CPUs each process asks Ray for.")
 flags.DEFINE_float("ray_num_gpus", 0, "GPUs each process asks Ray for.")
 flags.DEFINE_bool("ray_spread", False, "Each process on its own node (STRICT_SPREAD); default: packed.")
+flags.DEFINE_float("ray_placement_timeout_s", 600, "Seconds to wait for Ray to place the processes "
+                   "before giving up with one line (0: for ever).", lower_bound=0)
 
 
 def main(argv):
@@ -44,7 +46,7 @@ def main(argv):
     if f.backend == "ray":
         sys.exit(processes.run_on_ray(command, f.num_processes, address=f.ray_address,
                                       num_cpus=f.ray_num_cpus, num_gpus=f.ray_num_gpus, spread=f.ray_spread,
-                                      cwd=os.getcwd()))
+                                      cwd=os.getcwd(), placement_timeout_s=f.ray_placement_timeout_s))
     sys.exit(processes.run_local(command, f.num_processes, port=f.port, grace_s=f.grace_s))
 
 

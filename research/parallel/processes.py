@@ -115,12 +115,39 @@ def _coordinator_address() -> str:
     return f"{ray.util.get_node_ip_address()}:{free_port()}"
 
 
+def _placed(ray, group, what: str, timeout_s: float, stops: list) -> bool:
+    """Waits for `group` to be placed, saying every 30 s what it waits for and what the cluster
+    has free. False (after one line saying why) when `timeout_s` (0: never) passes first, or a
+    signal in `stops` ends the wait."""
+    ready, start, said = group.ready(), time.time(), time.time()
+    while not ray.wait([ready], timeout=1.0)[0]:
+        waited = time.time() - start
+        free = {k: v for k, v in ray.available_resources().items() if k in ("CPU", "GPU")}
+        if stops:
+            print(f"launch: stopped by signal {stops[0]} while waiting for Ray to place {what}; nothing ran",
+                  file=sys.stderr)
+            return False
+        if timeout_s and waited >= timeout_s:
+            print(f"launch: Ray could not place {what} in {timeout_s:.0f} s (free now: {free}); ask for "
+                  "less (--ray_num_cpus, --ray_num_gpus, --num_processes), drop --ray_spread, add nodes, "
+                  "or wait longer with --ray_placement_timeout_s (0: for ever)", file=sys.stderr)
+            return False
+        if time.time() - said >= 30:
+            print(f"launch: waiting {waited:.0f} s for Ray to place {what} (free now: {free})",
+                  file=sys.stderr)
+            said = time.time()
+    return True
+
+
 def run_on_ray(command: list[str], num_processes: int, *, address: str | None = None, num_cpus: float = 1,
-               num_gpus: float = 0, spread: bool = False, cwd: str | None = None) -> int:
+               num_gpus: float = 0, spread: bool = False, cwd: str | None = None,
+               placement_timeout_s: float = 600) -> int:
     """Runs `command` as `num_processes` processes of one run on a Ray cluster (`address`; None
     starts a local Ray), each in a bundle of a placement group reserved before any starts
     (`spread`: each bundle on its own node). Their output goes to this console through Ray.
-    Returns as `run_local` does; SIGTERM or Ctrl-C here stops every process with SIGTERM."""
+    Returns as `run_local` does; SIGTERM or Ctrl-C here stops every process with SIGTERM. A
+    placement group not placed within `placement_timeout_s` (0: no limit) ends the launch
+    with one line and status 1, before anything ran."""
     from ray.util.placement_group import placement_group, remove_placement_group
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
@@ -131,9 +158,18 @@ def run_on_ray(command: list[str], num_processes: int, *, address: str | None = 
     bundle = {"CPU": num_cpus, **({"GPU": num_gpus} if num_gpus else {})}
     group = placement_group([bundle] * num_processes, strategy="STRICT_SPREAD" if spread else "PACK")
     refs, stops = [], []
-    previous = {}
+
+    def forward(signum, frame):
+        del frame
+        stops.append(signum)
+        for ref in refs:  # The task SIGTERMs its process (ray_cluster.execute).
+            ray.cancel(ref)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        ray.get(group.ready())
+        what = (f"{num_processes} processes of {bundle}" + (", one a node" if spread else ""))
+        if not _placed(ray, group, what, placement_timeout_s, stops):
+            return 128 + stops[0] if stops else 1
         on = lambda i: PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=i)  # noqa: E731
         coordinator = ray.get(ray.remote(num_cpus=0)(_coordinator_address).options(scheduling_strategy=on(0))
                               .remote())
@@ -141,14 +177,8 @@ def run_on_ray(command: list[str], num_processes: int, *, address: str | None = 
         refs = [task.options(num_cpus=num_cpus, num_gpus=num_gpus, scheduling_strategy=on(i)).remote(
                     process_command(command, coordinator, num_processes, i), cwd or os.getcwd(), None)
                 for i in range(num_processes)]
-
-        def forward(signum, frame):
-            del frame
-            stops.append(signum)
-            for ref in refs:  # The task SIGTERMs its process (ray_cluster.execute).
-                ray.cancel(ref)
-
-        previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+        for ref in refs if stops else ():  # A signal came while they were being started.
+            ray.cancel(ref)
         codes = []
         for ref in refs:
             try:

@@ -130,6 +130,22 @@ def test_sigterm_to_a_ray_launch_stops_its_processes_and_the_rerun_ends_the_same
     assert_same_run(two_processes, workdir)
 
 
+def test_a_ray_placement_that_cannot_be_met_is_one_line_after_the_timeout(tmp_path):
+    """Two processes one a node on a local Ray of one node: never placed. The launch says so in
+    one line after --ray_placement_timeout_s and exits 1, and nothing ran."""
+    workdir = tmp_path / "never"
+    launcher = subprocess.Popen(
+        [sys.executable, "scripts/launch.py", "--num_processes=2", "--backend=ray", "--ray_spread",
+         "--ray_placement_timeout_s=3", "--", sys.executable, "-m", "experiments.train",
+         "--config=configs/digits_mlp.py", f"--workdir={workdir}"],
+        cwd=ROOT, env=environment(1), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = finish(launcher, timeout=120)
+    assert launcher.returncode == 1, output[-3000:]
+    assert output.rstrip().splitlines()[-1].startswith(
+        "launch: Ray could not place 2 processes of {'CPU': 1.0}, one a node in 3 s"), output[-3000:]
+    assert not workdir.exists()
+
+
 def test_sigterm_to_one_process_stops_both_at_one_step_and_the_streamed_rerun_ends_the_same(
         two_processes, tfds_dir, tmp_path):
     workdir = str(tmp_path / "terminated")
