@@ -148,10 +148,11 @@ def run_on_ray(command: list[str], num_processes: int, *, address: str | None = 
     Returns as `run_local` does; SIGTERM or Ctrl-C here stops every process with SIGTERM. A
     placement group not placed within `placement_timeout_s` (0: no limit) ends the launch
     with one line and status 1, before anything ran."""
+    from research.parallel import ray_cluster
+
+    ray_cluster.plain_driver_logs()
     from ray.util.placement_group import placement_group, remove_placement_group
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
-
-    from research.parallel import ray_cluster
 
     ray, watcher = ray_cluster.connect(address, local_cpus=None if address else num_processes * num_cpus,
                                        log_to_driver=True)
@@ -174,7 +175,8 @@ def run_on_ray(command: list[str], num_processes: int, *, address: str | None = 
         coordinator = ray.get(ray.remote(num_cpus=0)(_coordinator_address).options(scheduling_strategy=on(0))
                               .remote())
         task = ray.remote(max_retries=0)(ray_cluster.execute)
-        refs = [task.options(num_cpus=num_cpus, num_gpus=num_gpus, scheduling_strategy=on(i)).remote(
+        refs = [task.options(num_cpus=num_cpus, num_gpus=num_gpus, scheduling_strategy=on(i),
+                             name=f"process {i}").remote(
                     process_command(command, coordinator, num_processes, i), cwd or os.getcwd(), None)
                 for i in range(num_processes)]
         for ref in refs if stops else ():  # A signal came while they were being started.

@@ -16,6 +16,15 @@ from research.platform.signals import terminate_with_parent
 LOOPBACK = "127.0.0.1"
 
 
+def plain_driver_logs() -> None:
+    """The runs' lines as they wrote them, on the console of the program that drives Ray: none
+    dropped by Ray's deduplication of similar lines across workers (it hid evaluation lines),
+    no colour codes around the "(process N pid=...)" prefix. The user's own settings of these
+    variables win. Call before Ray is imported: it reads RAY_DEDUP_LOGS then."""
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    os.environ.setdefault("RAY_COLOR_PREFIX", "0")
+
+
 def execute(command: tuple[str, ...], cwd: str, log_file: str | None) -> int:
     """A Ray task's body: runs `command` to its end, its output to `log_file` (None: the
     worker's own output, which Ray shows on the driver); cancelling the task SIGTERMs it."""

@@ -121,6 +121,9 @@ def test_sigterm_to_a_ray_launch_stops_its_processes_and_the_rerun_ends_the_same
     launcher.send_signal(signal.SIGTERM)
     output = finish(launcher, timeout=120)
     assert launcher.returncode == 128 + signal.SIGTERM, output[-3000:]
+    # Each line labelled by its process, without colour codes.
+    labelled = "(process 0 pid=" in output and "(process 1 pid=" in output
+    assert labelled and "\x1b[" not in output, output[-3000:]
     session = read_json(f"{workdir}/manifest.json")["sessions"][-1]
     assert session["status"].startswith("stopped by signal 15"), session
     assert saved_steps(workdir)[-1] == session["end_step"] < 300
