@@ -68,7 +68,8 @@ def parse_flags(argv: list[str]) -> list[str]:
     """absl flag parsing (pass as app.run's flags_parser) in which everything bad input can
     raise while the config file is loaded and overridden becomes one line: a missing or broken
     config file, a bad `:arg`, an unknown --config.KEY (absl lets these through as tracebacks)."""
-    for spec in (a.removeprefix("--config=") for a in argv[1:] if a.startswith("--config=")):
+    own = argv[1:argv.index("--")] if "--" in argv else argv[1:]  # A launcher's command is not its own.
+    for spec in (a.removeprefix("--config=") for a in own if a.startswith("--config=")):
         if not os.path.isfile(spec.partition(":")[0]):
             print(f"error: the config file {spec.partition(':')[0]} does not exist (--config)",
                   file=sys.stderr)
@@ -76,7 +77,13 @@ def parse_flags(argv: list[str]) -> list[str]:
     try:
         return flags.FLAGS(argv)
     except flags.Error as e:
-        print(f"error: {e}", file=sys.stderr)
+        message = str(e)
+        if "Traceback (most recent call last)" in message:
+            # ml_collections puts the traceback of a get_config that raised into its message:
+            # the flag and the exception's own line are what the user needs.
+            flag = message.split(": Error whilst parsing config file")[0]
+            message = f"{flag}: the config file failed: {message.strip().splitlines()[-1]}"
+        print(f"error: {message}", file=sys.stderr)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
     except (AttributeError, KeyError) as e:

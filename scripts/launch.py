@@ -13,16 +13,19 @@ use scripts/slurm/train.sbatch (README, "Many hosts").
 """
 
 import os
+import shutil
 import sys
 
 from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from experiments import common  # noqa: E402
 from research.parallel import processes  # noqa: E402
 
-flags.DEFINE_integer("num_processes", 2, "Processes to start.")
-flags.DEFINE_integer("port", 0, "Port of the coordinator (process 0) on 127.0.0.1; 0: a free one.")
+flags.DEFINE_integer("num_processes", 2, "Processes to start.", lower_bound=1)
+flags.DEFINE_integer("port", 0, "Port of the coordinator (process 0) on 127.0.0.1; 0: a free one.",
+                     lower_bound=0, upper_bound=65535)
 flags.DEFINE_float("grace_s", 60.0, "After one process fails, seconds the others have to exit "
                    "before they are killed (local backend).")
 flags.DEFINE_enum("backend", "local", ["local", "ray"], "local: children of this process; ray: one "
@@ -39,9 +42,11 @@ flags.DEFINE_float("ray_placement_timeout_s", 600, "Seconds to wait for Ray to p
 def main(argv):
     command = argv[1:]
     if not command:
-        raise app.UsageError("give the command after --, e.g. -- .venv/bin/python -m experiments.train ...")
-    if flags.FLAGS.num_processes < 1:
-        raise app.UsageError("--num_processes must be 1 or more")
+        sys.exit("launch: error: give the command after --, e.g. "
+                 "-- .venv/bin/python -m experiments.train ...")
+    if shutil.which(command[0]) is None:
+        sys.exit(f"launch: error: the command {command[0]!r} is not an executable file here (it runs as "
+                 "given in every process): check the path after --")
     f = flags.FLAGS
     if f.backend == "ray":
         sys.exit(processes.run_on_ray(command, f.num_processes, address=f.ray_address,
@@ -51,4 +56,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=common.parse_flags)

@@ -5,12 +5,14 @@ program calls); what only the command line can get wrong runs the programs thems
 import copy
 import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 
 from research.errors import UserError
 from research.train import loop
-from tests.conftest import run_program
+from tests.conftest import ROOT, run_program
 
 
 def snapshot(directory) -> dict:
@@ -122,6 +124,7 @@ BAD_COMMANDS = [
     ["experiments.train", "--config=missing.py", "--workdir={tmp}/w"],
     ["experiments.train", "--config={tmp}/syntax.py", "--workdir={tmp}/w"],
     [*TRAIN[:1], "--config=configs/digits_mlp.py:no_such_arg=1", "--workdir={workdir}"],
+    ["experiments.train", "--config=configs/lm.py:size=nonsense", "--workdir={tmp}/w"],  # get_config raises.
     [*TRAIN, "--config.no_such_key=1", "--workdir={workdir}"],
     [*TRAIN, "--config.opt.lr=fast", "--workdir={workdir}"],
     [*TRAIN, "--config.opt.lr=-1.0", "--workdir={workdir}"],
@@ -178,3 +181,26 @@ def test_evaluating_a_workdir_whose_only_checkpoint_is_corrupt(finished, tmp_pat
     assert done.stderr.strip().splitlines()[-1].startswith("error: checkpoint 10 in "), done.stderr[-2000:]
     assert "Traceback" not in done.stderr
     assert snapshot(copy_of_run) == before
+
+
+LAUNCH = ["--", sys.executable, "-m", "experiments.train", "--config=configs/digits_mlp.py"]
+BAD_LAUNCHES = [
+    ["--num_processes=2", "--", "/no/such/program"],
+    ["--port=70000", *LAUNCH],
+    ["--num_processes=0", *LAUNCH],
+    ["--num_processes=2"],  # No command.
+    ["--num_processes=2", *LAUNCH, "--workdir={tmp}/w", "--config.no_such_key=1"],  # Every process refuses.
+]
+
+
+@pytest.mark.parametrize("flags", BAD_LAUNCHES, ids=[" ".join(f[:3]) for f in BAD_LAUNCHES])
+def test_a_bad_launch_is_one_line_without_advice_to_rerun(tmp_path, flags):
+    flags = [arg.format(tmp=tmp_path) for arg in flags]
+    done = subprocess.run([sys.executable, "scripts/launch.py", *flags], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    output = (done.stdout + done.stderr).strip()
+    assert done.returncode == 1, output[-2000:]
+    last = output.splitlines()[-1]
+    assert last.startswith(("error: ", "launch: error: ", "launch: every process failed")), output[-2000:]
+    assert "Traceback" not in output and "rerun" not in last and len(output.splitlines()) <= 3, output
+    assert not (tmp_path / "w" / "config.json").exists()

@@ -95,6 +95,13 @@ def run_local(command: list[str], num_processes: int, *, port: int = 0, grace_s:
         return not killed_from_outside, ended[i]
 
     cause = min(failed, key=cause_first)
+    codes = {child.returncode for child in children}
+    if not stops and len(failed) == len(children) and len(codes) == 1 and codes.pop() > 0:
+        # Each process refused the same way (a bad flag or config, a missing dataset): its own
+        # error line above says what to change; a rerun as it is would fail again.
+        print(f"launch: every process failed ({exit_description(children[cause].returncode)}); their "
+              "error lines above say what to change", file=sys.stderr)
+        return children[cause].returncode
     return _outcome(cause, children[cause].returncode, stopped=bool(stops), what="ended first")
 
 
