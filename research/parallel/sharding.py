@@ -17,6 +17,7 @@ import flax.linen as nn
 import jax
 import ml_collections
 import numpy as np
+from absl import logging
 from jax.experimental import mesh_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
@@ -226,6 +227,11 @@ def state_shardings(abstract_state: dict, logical_params, mesh: Mesh) -> dict:
         param_paths[tuple(path)] = spec
     shapes = {tuple(path): leaf.shape
               for path, leaf in jax.tree_util.tree_flatten_with_path(abstract_state["params"])[0]}
+    if mesh.shape["tensor"] > 1 and not any("tensor" in spec for spec in param_paths.values()):
+        logging.warning("mesh.tensor=%d, but no parameter of this model has an axis the tensor rule "
+                        "splits (heads, mlp, vocab: the Transformer families'): the tensor devices hold "
+                        "copies and compute the same; put those devices on data or fsdp instead",
+                        mesh.shape["tensor"])
 
     def like_a_param(path, leaf):
         path = tuple(path)

@@ -133,3 +133,20 @@ def test_a_run_moves_from_four_devices_to_two_to_one(digits_config, tmp_path, mo
     assert params_bytes[0] < params_bytes[2] / 3
     np.testing.assert_allclose(train_losses(moved), train_losses(reference), rtol=1e-5)
     assert results["step"] == 30
+
+
+def test_a_tensor_axis_that_splits_no_parameter_is_warned_of(caplog):
+    state = {"step": jax.ShapeDtypeStruct((), np.int32), "opt_state": (), "model_state": {},
+             "params": {"dense": {"kernel": jax.ShapeDtypeStruct((8, 4), np.float32)}}}
+    mesh = sharding.make_mesh(config_dict(data=2, fsdp=1, tensor=2))
+    sharding.state_shardings(state, {"dense": {"kernel": P()}}, mesh)  # An MLP's: no logical names.
+    assert any("mesh.tensor=2, but no parameter" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    sharding.state_shardings(state, {"dense": {"kernel": P("embed", "mlp")}}, mesh)
+    assert not any("mesh.tensor" in r.getMessage() for r in caplog.records)
+
+
+def config_dict(**sizes):
+    import ml_collections
+
+    return ml_collections.ConfigDict({"num_devices": 4, **sizes})
