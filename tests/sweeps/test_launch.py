@@ -206,12 +206,19 @@ def test_a_run_killed_by_a_signal_is_a_failure_and_the_rerun_completes_it(tmp_pa
     assert len(sessions) == 2 and sessions[1]["start_step"] > 0
 
 
-def test_a_sweep_stopped_by_sigterm_says_so_and_counts_no_run_as_done(tmp_path, tfds_dir):
-    sweep, _, runs = start_two_run_sweep(tmp_path, tfds_dir, "--parallel=2", "--config.train.steps=5000",
+@pytest.mark.parametrize("backend", ["--parallel=2", "--backend=ray"])
+def test_a_sweep_stopped_by_sigterm_says_so_and_counts_no_run_as_done(tmp_path, tfds_dir, backend):
+    """Locally or on a Ray of its own, SIGTERM stops the running runs within 30 s, each with a
+    checkpoint (a Ray task is cancelled, which SIGTERMs its run)."""
+    if backend == "--backend=ray":
+        pytest.importorskip("ray")
+    sweep, _, runs = start_two_run_sweep(tmp_path, tfds_dir, backend, "--config.train.steps=5000",
                                          "--config.train.checkpoint_every=50")
     wait_for_checkpoints(sweep, runs)
     sweep.send_signal(signal.SIGTERM)
+    signalled = time.time()
     sweep.wait(timeout=120)
+    assert time.time() - signalled < 30
     log = (tmp_path / "sweep.log").read_text()
     assert sweep.returncode == 128 + signal.SIGTERM, log[-2000:]
     assert log.strip().splitlines()[-1] == ("sweep: stopped by SIGTERM: 2 stopped; rerun the same command "
