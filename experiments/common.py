@@ -3,6 +3,7 @@ line and exit 1 for bad input."""
 
 import logging
 import os
+import signal
 import sys
 import threading
 import warnings
@@ -145,6 +146,11 @@ def run_or_exit(fn, *args, **kwargs):
     from research import platform
 
     platform.apply()
+    if not _show_tracebacks():
+        # absl turns on faulthandler, which prints every Python thread's stack when the process
+        # aborts. JAX's distributed client aborts a process whose peer died (its own fatal line
+        # says so): a wall of stacks that says nothing more. Segfaults keep their dump.
+        signal.signal(signal.SIGABRT, signal.SIG_DFL)
     try:
         _join_processes()
         return fn(*args, **kwargs)

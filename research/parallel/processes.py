@@ -36,8 +36,17 @@ def process_command(command: list[str], address: str, num_processes: int, proces
 
 
 def _relay(process_id: int, stream, out) -> None:
-    """Copies a child's output line by line, each line prefixed with the child's index."""
+    """Copies a child's output line by line, each line prefixed with the child's index; the
+    frames of a C++ fatal error's stack trace (JAX's distributed client ending a process whose
+    peer died: its fatal line before them says so) are left out unless RESEARCH_TRACEBACK=1."""
+    in_trace, keep_traces = False, os.environ.get("RESEARCH_TRACEBACK") == "1"
     for line in iter(stream.readline, b""):
+        if not keep_traces and line.startswith(b"*** Check failure stack trace"):
+            in_trace = True
+            continue
+        if in_trace and line.startswith(b"    @ "):
+            continue
+        in_trace = False
         out.write(f"[{process_id}] ".encode() + line)
         out.flush()
 
