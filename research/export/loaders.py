@@ -1,6 +1,7 @@
 """The loaders of research/export/formats.py's formats: each reads an export directory, without
 the dataset or this codebase's models, into (signature, batch dict -> probabilities)."""
 
+import contextlib
 import os
 
 import jax
@@ -14,7 +15,7 @@ from research.export.signature import input_names, read_signature
 def load_stablehlo(directory: str):
     """The module, run by XLA (compiled once a batch size)."""
     signature, path = _signature_and_file(directory, "stablehlo")
-    with open(path, "rb") as f:
+    with open(path, "rb") as f, _damaged(path):
         exported = jax.export.deserialize(bytearray(f.read()))
     call = jax.jit(exported.call)
     return signature, lambda batch: np.asarray(call({k: batch[k] for k in input_names(signature)}))
@@ -25,8 +26,20 @@ def load_onnx(directory: str):
     import onnxruntime
 
     signature, path = _signature_and_file(directory, "onnx")
-    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    with _damaged(path):
+        session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
     return signature, lambda batch: session.run(None, {k: batch[k] for k in input_names(signature)})[0]
+
+
+@contextlib.contextmanager
+def _damaged(path: str):
+    """Whatever a format's reader raises on a file it cannot read, as one line naming the file."""
+    try:
+        yield
+    except Exception as e:  # The readers raise their own types (struct, protobuf, flatbuffers).
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise UserError(f"{path} cannot be read ({type(e).__name__}: {first}): the export is damaged; "
+                        "write it again with experiments.export") from e
 
 
 def _signature_and_file(directory: str, name: str) -> tuple[dict, str]:

@@ -27,4 +27,12 @@ def read_signature(directory: str) -> dict:
     if not os.path.exists(path):
         raise UserError(f"{directory} has no signature.json; write it with experiments.export")
     with open(path) as f:
-        return json.load(f)
+        try:
+            signature = json.load(f)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise UserError(f"{path} is not JSON ({e}): the export is damaged; write it again with "
+                            "experiments.export") from e
+    if not isinstance(signature, dict) or "inputs" not in signature:
+        raise UserError(f"{path} is not an export's signature (no \"inputs\"); write it again with "
+                        "experiments.export")
+    return signature

@@ -77,6 +77,24 @@ def test_bad_inputs_are_one_error_line(digits_run, tmp_path):
         predict.predict(no_export, [str(tmp_path / "wide.npy")], backend="stablehlo")
 
 
+@pytest.mark.parametrize("name,backend", [("model.stablehlo", "stablehlo"), ("model.onnx", "onnx"),
+                                          ("signature.json", "onnx")])
+def test_a_damaged_export_file_is_named_in_one_error(digits_run, tmp_path, name, backend):
+    copy = str(tmp_path / "copy")
+    shutil.copytree(digits_run, copy)
+    if not os.path.isdir(os.path.join(copy, "export")):
+        export.export_workdir(copy)
+    path = os.path.join(copy, "export", name)
+    with open(path, "rb") as f:
+        data = f.read()
+    with open(path, "wb") as f:
+        f.write(data[: len(data) // 3])  # Cut short, as a failed copy leaves it.
+    np.save(tmp_path / "row.npy", np.zeros((8, 8, 1), np.uint8))
+    with pytest.raises(UserError, match=f"{path} (cannot be read|is not JSON).*write it again") as raised:
+        predict.predict(copy, [str(tmp_path / "row.npy")], backend=backend)
+    assert "\n" not in str(raised.value)
+
+
 def test_auto_takes_the_fastest_export_of_the_checkpoint_asked_for(digits_run, tmp_path):
     run = str(tmp_path / "run")
     shutil.copytree(digits_run, run, ignore=shutil.ignore_patterns("export*"))
