@@ -74,6 +74,36 @@ def exclusive(lock_path: str):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+@contextlib.contextmanager
+def _tidy_after_failure(builder):
+    """A preparation that fails leaves nothing of its own in the TFDS directory: not its lock
+    file, nor the empty directories made for it (TFDS removes its incomplete copy itself).
+    A process waiting on the removed lock still takes it and finds nothing prepared."""
+    before = {path for path in _empty_dirs(builder)}
+    try:
+        yield
+    except BaseException:
+        if not os.path.exists(builder.data_dir):
+            with contextlib.suppress(OSError):
+                os.remove(builder.data_dir + ".lock")
+            for path in sorted(set(_empty_dirs(builder)) - before, key=len, reverse=True):
+                with contextlib.suppress(OSError):
+                    os.rmdir(path)
+        raise
+
+
+def _empty_dirs(builder) -> list[str]:
+    """The empty directories under the TFDS directory of `builder` (its dataset's and the
+    downloads' folders), deepest last."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(builder.data_dir)))  # DIR/name/config/version
+    found = []
+    for folder in (os.path.dirname(os.path.dirname(builder.data_dir)), os.path.join(root, "downloads")):
+        for path, dirs, files in os.walk(folder, topdown=False) if os.path.isdir(folder) else ():
+            if not files and all(os.path.join(path, d) in found for d in dirs):
+                found.append(path)
+    return found
+
+
 # Catalog features that are not model inputs: CIFAR-10's per-image id strings.
 _SKIPPED_FEATURES = ("id",)
 
@@ -93,7 +123,7 @@ def prepared_builder(data_config):
     try:
         # Parallel runs prepare it once; a builder reads what is on disk when made, so the
         # one used is made inside the lock.
-        with exclusive(builder.data_dir + ".lock"):
+        with exclusive(builder.data_dir + ".lock"), _tidy_after_failure(builder):
             builder = make_builder()
             if getattr(builder, "hint", None) is not None and not builder.data_path.exists():
                 unresolvable = _unresolvable_download_hosts(builder)

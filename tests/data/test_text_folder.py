@@ -72,6 +72,16 @@ def test_a_jsonl_line_without_the_text_field_is_one_error(tmp_path):
         sources.load_split(data_config(tmp_path / "corpus", str(tmp_path / "tfds")), "train")
 
 
+def test_a_binary_txt_file_is_one_error_and_a_failed_preparation_leaves_nothing(tmp_path):
+    write_corpus(tmp_path / "corpus")
+    (tmp_path / "corpus" / "books" / "photo.txt").write_bytes(bytes(range(256)) * 4)
+    tfds_dir = tmp_path / "tfds"
+    tfds_dir.mkdir()
+    with pytest.raises(UserError, match=r"photo.txt is not UTF-8 text \(byte 128"):
+        sources.load_split(data_config(tmp_path / "corpus", str(tfds_dir)), "train")
+    assert list(tfds_dir.iterdir()) == []  # No lock file, no empty folders of its own.
+
+
 def test_the_language_model_streams_a_corpus_and_resumes_exactly_after_a_kill(tmp_path):
     """The corpus streamed (token windows memory-mapped, a Grain worker gathering batches),
     killed after its first checkpoint and rerun, ends bitwise where the in-memory run does."""

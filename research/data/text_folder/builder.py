@@ -56,10 +56,10 @@ def fingerprint(files: list[str], text_field: str, test_fraction: float) -> str:
 def read_documents(files: list[str], text_field: str):
     """(document id, text) of every document, in order."""
     for path in files:
+        if path.endswith(".txt"):
+            yield path, _utf8_text(path)
+            continue
         with open(path, encoding="utf-8", errors="replace") as f:
-            if path.endswith(".txt"):
-                yield path, f.read()
-                continue
             for number, line in enumerate(f, 1):
                 if not line.strip():
                     continue
@@ -71,6 +71,21 @@ def read_documents(files: list[str], text_field: str):
                     raise UserError(f"{path}:{number} has no string field {text_field!r} "
                                      "(--config.data.text_field)")
                 yield f"{path}:{number}", record[text_field]
+
+
+def _utf8_text(path: str) -> str:
+    """The text of a .txt file, refused when it is not UTF-8 text (a binary file so named would
+    otherwise train on replacement characters)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path} is not UTF-8 text (byte {e.start}: {e.reason}); convert it to UTF-8 "
+                        "or leave it out of data.files") from e
+    if "\x00" in text:
+        raise UserError(f"{path} holds NUL bytes: a binary file, not text; leave it out of data.files")
+    return text
 
 
 class TextFolderConfig(tfds.core.BuilderConfig):
