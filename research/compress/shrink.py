@@ -105,20 +105,13 @@ def head_width(model_config) -> int:
     return model_config.get("head_dim", 0) or model_config.hidden // model_config.heads
 
 
-def _module(params: dict, path: str) -> dict:
-    for name in path.split("/"):
-        params = params[name]
-    return params
-
-
-def _block_parts(block: dict, axes: dict):
-    """(path in the block, axis) of each parameter of `axes` the block holds."""
+def _block_weights(flat: dict, layer: Layer, axes: dict):
+    """("/"-joined path, axis) of each parameter of `axes` that `layer`'s block holds in `flat`
+    (parameters by path): what scores and narrowing read of a block."""
     for path, axis in axes.items():
-        node = block
-        for name in path:
-            node = node.get(name) if isinstance(node, dict) else None
-        if node is not None:
-            yield path, axis
+        key = "/".join((layer.module, *path))
+        if key in flat:
+            yield key, axis
 
 
 def scores(params: dict, layer: Layer, criterion: str) -> np.ndarray:
@@ -130,10 +123,10 @@ def scores(params: dict, layer: Layer, criterion: str) -> np.ndarray:
         kernel = np.asarray(params[layer.module]["kernel"], np.float64)
         weights = [kernel.reshape(-1, kernel.shape[-1])]
     else:
-        block = _module(params, layer.module)
+        flat = traverse_util.flatten_dict(params, sep="/")
         parts = HEAD_AXES if layer.kind == "heads" else {("mlp_in", "kernel"): 1}
-        weights = [np.moveaxis(np.asarray(_module(block, "/".join(path)), np.float64), axis, -1)
-                   for path, axis in _block_parts(block, parts)]
+        weights = [np.moveaxis(np.asarray(flat[key], np.float64), axis, -1)
+                   for key, axis in _block_weights(flat, layer, parts)]
         weights = [w.reshape(-1, w.shape[-1]) for w in weights]
     if criterion == "l2":
         return np.sqrt(sum((w ** 2).sum(0) for w in weights))
@@ -193,11 +186,8 @@ def _narrow_blocks(variables: dict, chain: list[Layer], kept: list[np.ndarray]) 
     holding them taken on its heads or units axis; the stream's weights stay."""
     flat = traverse_util.flatten_dict(variables["params"], sep="/")
     for layer, keep in zip(chain, kept, strict=True):
-        axes = HEAD_AXES if layer.kind == "heads" else UNIT_AXES
-        for path, axis in axes.items():
-            key = "/".join((layer.module, *path))
-            if key in flat:
-                flat[key] = np.take(flat[key], keep, axis=axis)
+        for key, axis in list(_block_weights(flat, layer, HEAD_AXES if layer.kind == "heads" else UNIT_AXES)):
+            flat[key] = np.take(flat[key], keep, axis=axis)
     return {**variables, "params": traverse_util.unflatten_dict(flat, sep="/")}
 
 

@@ -192,7 +192,9 @@ def test_a_narrow_transformer_is_the_wide_one_with_the_removed_heads_and_units_s
     narrowed = shrink.narrow(variables, chain, output, kept)
     silent = jax.tree.map(np.copy, variables)
     for layer, keep in zip(chain, kept, strict=True):
-        block = shrink._module(silent["params"], layer.module)
+        block = silent["params"]
+        for name in layer.module.split("/"):
+            block = block[name]
         removed = np.setdiff1d(np.arange(4 if layer.kind == "heads" else 12), keep)
         if layer.kind == "heads":  # A head writes to the stream through its slice of `out`.
             block["attention"]["out"]["kernel"][removed] = 0.0
