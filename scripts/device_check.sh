@@ -90,7 +90,8 @@ if [[ $smoke == 1 ]]; then
   classifier=(--config=configs/digits_mlp.py --config.train.steps=20 --config.train.eval_every=20)
   export_flags=()
   requests=20
-  data=(--config.data.tfds_dir="$work/tfds")  # Prepared afresh, not in the user's ~/tensorflow_datasets.
+  # Prepared afresh, not in the user's ~/tensorflow_datasets (the tests name their own).
+  data=(--config.data.tfds_dir="${DEVICE_CHECK_TFDS_DIR:-$work/tfds}")
 else
   bench_configs=(--config=configs/shakespeare_char.py:recipe=gpu --config=lm:size=124m)
   bench_sizes=(--windows=3)

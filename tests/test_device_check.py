@@ -8,10 +8,11 @@ import subprocess
 from tests.conftest import ROOT
 
 
-def test_the_device_check_runs_every_step_in_cpu_smoke_mode(tmp_path):
+def test_the_device_check_runs_every_step_in_cpu_smoke_mode(tmp_path, tfds_dir):
     out = tmp_path / "out"
-    done = subprocess.run(["scripts/device_check.sh", "--cpu_smoke"], cwd=ROOT,
-                          env={**os.environ, "OUT": str(out)}, capture_output=True, text=True, timeout=600)
+    env = {**os.environ, "OUT": str(out), "DEVICE_CHECK_TFDS_DIR": tfds_dir}  # The suite's prepared data.
+    done = subprocess.run(["scripts/device_check.sh", "--cpu_smoke"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=600)
     report = (out / "device_check.md").read_text()
     assert done.returncode == 0, report[-4000:] + done.stderr[-2000:]
     assert report.endswith("0 step(s) failed\n")
