@@ -32,7 +32,7 @@ def read_signature(directory: str) -> dict:
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise UserError(f"{path} is not JSON ({e}): the export is damaged; write it again with "
                             "experiments.export") from e
-    if not isinstance(signature, dict) or "inputs" not in signature:
-        raise UserError(f"{path} is not an export's signature (no \"inputs\"); write it again with "
+    if not isinstance(signature, dict):
+        raise UserError(f"{path} is not an export's signature (not a JSON object); write it again with "
                         "experiments.export")
     return signature
