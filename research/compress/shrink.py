@@ -186,7 +186,7 @@ def _narrow_blocks(variables: dict, chain: list[Layer], kept: list[np.ndarray]) 
     holding them taken on its heads or units axis; the stream's weights stay."""
     flat = traverse_util.flatten_dict(variables["params"], sep="/")
     for layer, keep in zip(chain, kept, strict=True):
-        for key, axis in list(_block_weights(flat, layer, HEAD_AXES if layer.kind == "heads" else UNIT_AXES)):
+        for key, axis in _block_weights(flat, layer, HEAD_AXES if layer.kind == "heads" else UNIT_AXES):
             flat[key] = np.take(flat[key], keep, axis=axis)
     return {**variables, "params": traverse_util.unflatten_dict(flat, sep="/")}
 

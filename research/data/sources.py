@@ -79,7 +79,7 @@ def _tidy_after_failure(builder):
     """A preparation that fails leaves nothing of its own in the TFDS directory: not its lock
     file, nor the empty directories made for it (TFDS removes its incomplete copy itself).
     A process waiting on the removed lock still takes it and finds nothing prepared."""
-    before = {path for path in _empty_dirs(builder)}
+    before = set(_empty_dirs(builder))
     try:
         yield
     except BaseException:
@@ -94,7 +94,7 @@ def _tidy_after_failure(builder):
 
 def _empty_dirs(builder) -> list[str]:
     """The empty directories under the TFDS directory of `builder` (its dataset's and the
-    downloads' folders), deepest last."""
+    downloads' folders), each listed after the folders inside it."""
     root = os.path.dirname(os.path.dirname(os.path.dirname(builder.data_dir)))  # DIR/name/config/version
     found = []
     for folder in (os.path.dirname(os.path.dirname(builder.data_dir)), os.path.join(root, "downloads")):

@@ -136,20 +136,23 @@ def _placed(ray, group, what: str, timeout_s: float, stops: list) -> bool:
     has free. False (after one line saying why) when `timeout_s` (0: never) passes first, or a
     signal in `stops` ends the wait."""
     ready, start, said = group.ready(), time.time(), time.time()
+
+    def free() -> dict:  # Asked of the cluster only for a line that shows it.
+        return {k: v for k, v in ray.available_resources().items() if k in ("CPU", "GPU")}
+
     while not ray.wait([ready], timeout=1.0)[0]:
         waited = time.time() - start
-        free = {k: v for k, v in ray.available_resources().items() if k in ("CPU", "GPU")}
         if stops:
             print(f"launch: stopped by signal {stops[0]} while waiting for Ray to place {what}; nothing ran",
                   file=sys.stderr)
             return False
         if timeout_s and waited >= timeout_s:
-            print(f"launch: Ray could not place {what} in {timeout_s:.0f} s (free now: {free}); ask for "
+            print(f"launch: Ray could not place {what} in {timeout_s:.0f} s (free now: {free()}); ask for "
                   "less (--ray_num_cpus, --ray_num_gpus, --num_processes), drop --ray_spread, add nodes, "
                   "or wait longer with --ray_placement_timeout_s (0: for ever)", file=sys.stderr)
             return False
         if time.time() - said >= 30:
-            print(f"launch: waiting {waited:.0f} s for Ray to place {what} (free now: {free})",
+            print(f"launch: waiting {waited:.0f} s for Ray to place {what} (free now: {free()})",
                   file=sys.stderr)
             said = time.time()
     return True
